@@ -1,0 +1,30 @@
+# LiVAE benchmark workflow: dataset -> preprocessed -> trained model -> embedding -> metrics -> statistics
+# -> figures/report. Every stage is a file a user can ask for by name (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+report: "workflow/report/workflow.rst"
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/compare.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        embedding_targets(),
+        "results/metrics/all.tsv",
+        comparison_targets(),
+        figure_targets(),

@@ -1,0 +1,18 @@
+"""Rule embed: UMAP and t-SNE of a latent, saved with the latent and the cell annotations."""
+from livaebench.runtime import enable_numba_cache, step
+
+with step(snakemake.log[0], threads=snakemake.threads) as log:
+    enable_numba_cache()
+    import anndata as ad
+
+    from livaebench.data.io import write_h5ad_atomic
+    from livaebench.embedding import embedding_adata, load_latents, umap_tsne
+
+    w, options = snakemake.wildcards, snakemake.params.options
+    latents = load_latents(snakemake.input.latent)
+    prep = ad.read_h5ad(snakemake.input.data, backed="r")
+    views = umap_tsne(latents["X_latent"], seed=int(w.seed), n_neighbors=options["n_neighbors"],
+                      perplexity=options["tsne_perplexity"], threads=snakemake.threads)
+    emb = embedding_adata(prep, latents, views, method=w.method, seed=int(w.seed))
+    write_h5ad_atomic(emb, snakemake.output[0])
+    log.info(f"{w.dataset}/{w.method}/seed{w.seed}: latent {latents['X_latent'].shape}, UMAP and t-SNE written")

@@ -1,0 +1,304 @@
+"""A real local HTTP server laid out like GEO's FTP-over-HTTPS tree, for tests of the GEO path.
+
+``serve(root)`` starts a ``ThreadingHTTPServer`` on 127.0.0.1 (a free port) in a thread and returns
+``(base_url, shutdown)``; it is also a context manager that shuts the server down on exit:
+
+    with serve(root) as (base_url, shutdown):
+        fetch_geo("GSE999001", dest, dataset="x", base_url=base_url)
+
+The returned object also carries ``faults`` (a dict: file name -> "truncate_once" | "truncate_always" |
+"error_once", changeable while the server runs) and ``requests`` (a list of (path, Range header, status)
+for every request), so tests can simulate broken transfers and check that downloads were resumed.
+
+Beyond the stdlib ``SimpleHTTPRequestHandler`` the handler supports ``Range: bytes=a-[b]`` (206 with
+Content-Range, 416 when unsatisfiable) and GEO's sample query page ``/query/acc.cgi?acc=GSM...``
+(served from ``{root}/query/{GSM}.txt``).
+
+``build_constructed_series`` writes a CONSTRUCTED single-cell series into such a tree: the counts are
+real (cells and genes of ``resources/pancreas.h5ad``), but the series, its accession, its samples, their
+characteristics and the SOFT text are made up here, because no real GEO series is small enough to ship.
+``add_real_soft`` serves a real SOFT family file (gzipped, as GEO does).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import shutil
+import tarfile
+import threading
+import urllib.parse
+from functools import partial
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+
+
+def range_dir(accession: str) -> str:
+    return re.sub(r"\d{1,3}$", "nnn", accession)
+
+
+# ------------------------------------------------------------------------------------------- server
+class _GeoHandler(SimpleHTTPRequestHandler):
+    """Static files with byte ranges and fault injection."""
+
+    faults: dict = {}
+    requests: list = []
+
+    def log_message(self, format, *args):  # keep test output quiet
+        pass
+
+    def _record(self, status: int) -> None:
+        self.requests.append((self.path, self.headers.get("Range"), int(status)))
+
+    def do_HEAD(self):
+        self.send_error(HTTPStatus.NOT_IMPLEMENTED)
+
+    def do_GET(self):
+        parsed = urllib.parse.urlsplit(self.path)
+        if parsed.path.endswith("/query/acc.cgi"):
+            acc = urllib.parse.parse_qs(parsed.query).get("acc", [""])[0]
+            if not re.fullmatch(r"GSM\d+", acc):
+                self._record(404)
+                return self.send_error(HTTPStatus.NOT_FOUND)
+            local = Path(self.directory) / "query" / f"{acc}.txt"
+        else:
+            local = Path(self.translate_path(parsed.path))
+        if not local.is_file():
+            self._record(404)
+            return self.send_error(HTTPStatus.NOT_FOUND)
+        data = local.read_bytes()
+        size = len(data)
+        start, end, status = 0, size - 1, HTTPStatus.OK
+        header = self.headers.get("Range")
+        if header:
+            m = re.fullmatch(r"bytes=(\d+)-(\d*)", header.strip())
+            if not m or int(m[1]) >= size:
+                self._record(416)
+                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            start = int(m[1])
+            end = min(int(m[2]), size - 1) if m[2] else size - 1
+            status = HTTPStatus.PARTIAL_CONTENT
+        fault = self.faults.get(local.name)
+        if fault == "error_once":
+            self.faults.pop(local.name, None)
+            self._record(503)
+            return self.send_error(HTTPStatus.SERVICE_UNAVAILABLE)
+        body = data[start:end + 1]
+        if fault in ("truncate_once", "truncate_always"):
+            if fault == "truncate_once":
+                self.faults.pop(local.name, None)
+            # Announce the full length, send about half, then drop the connection: a real cut transfer.
+            cut = body[: max(1, len(body) // 2)]
+        else:
+            cut = body
+        self._record(status)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == HTTPStatus.PARTIAL_CONTENT:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        try:
+            self.wfile.write(cut)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        if len(cut) < len(body):
+            self.close_connection = True
+
+
+class Served(tuple):
+    """``(base_url, shutdown)`` that is also a context manager and exposes faults/requests."""
+
+    def __new__(cls, base_url, shutdown, faults, requests):
+        obj = super().__new__(cls, (base_url, shutdown))
+        obj.base_url, obj.shutdown, obj.faults, obj.requests = base_url, shutdown, faults, requests
+        return obj
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        return False
+
+
+def serve(root, *, faults: dict | None = None) -> Served:
+    """Serve ``root`` on 127.0.0.1 at a free port; returns (base_url, shutdown) (a context manager too)."""
+    faults = {} if faults is None else faults
+    requests: list = []
+    handler = type("Handler", (_GeoHandler,), {"faults": faults, "requests": requests})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="geo-test-server", daemon=True)
+    thread.start()
+    done = threading.Event()
+
+    def shutdown() -> None:
+        if not done.is_set():
+            done.set()
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+
+    return Served(f"http://127.0.0.1:{server.server_address[1]}", shutdown, faults, requests)
+
+
+# ------------------------------------------------------------------------------------ tree content
+def series_dir(root, accession: str) -> Path:
+    return Path(root) / "series" / range_dir(accession) / accession
+
+
+def sample_dir(root, gsm: str) -> Path:
+    return Path(root) / "samples" / range_dir(gsm) / gsm
+
+
+def add_real_soft(root, soft_file, accession: str) -> Path:
+    """Serve a real (plain-text) SOFT family file gzipped, where GEO keeps it."""
+    dest = series_dir(root, accession) / "soft" / f"{accession}_family.soft.gz"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(soft_file, "rb") as src, gzip.open(dest, "wb") as out:
+        shutil.copyfileobj(src, out)
+    return dest
+
+
+def _gz_bytes(data: bytes) -> bytes:
+    # mtime=0 keeps the archives byte-identical between builds
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as fh:
+        fh.write(data)
+    return buf.getvalue()
+
+
+def _triplet_bytes(counts: sp.csr_matrix, barcodes, genes) -> dict[str, bytes]:
+    mtx = io.BytesIO()
+    scipy.io.mmwrite(mtx, sp.coo_matrix(counts.T), field="integer")  # 10x: features x barcodes
+    features = "".join(f"{g}\t{g}\tGene Expression\n" for g in genes)
+    return {
+        "barcodes.tsv.gz": _gz_bytes("".join(f"{b}\n" for b in barcodes).encode()),
+        "features.tsv.gz": _gz_bytes(features.encode()),
+        "matrix.mtx.gz": _gz_bytes(mtx.getvalue()),
+    }
+
+
+SERIES_SAMPLES_CHARACTERISTICS = ("tissue: embryonic pancreas", "developmental stage: E15.5")
+
+
+def build_constructed_series(root, source_h5ad, accession: str = "GSE999001", n_samples: int = 2,
+                             cells_per_sample: int = 100) -> None:
+    """Write a constructed single-cell GEO series under ``root`` (see the module docstring).
+
+    Sample i (GSM ids ``GSM{accession digits}{i+1:02d}``) gets ``cells_per_sample`` consecutive cells of
+    ``source_h5ad`` (rows i*cells_per_sample ...) with all its genes, as a 10x triplet
+    ``{GSM}_{part}``; the series offers them again in ``{accession}_RAW.tar`` and a series-level dense
+    matrix ``{accession}_counts.csv.gz`` (genes x cells, cells named ``{GSM}_{barcode}``). The family SOFT
+    lists series and sample supplementary files with GEO's own ftp:// URLs; a sample text for each GSM
+    is served at the accession query page. Characteristics: tissue, developmental stage, replicate.
+    """
+    import anndata as ad
+
+    root = Path(root)
+    src = ad.read_h5ad(source_h5ad)
+    counts = sp.csr_matrix(src.X)
+    genes = list(src.var_names)
+    digits = accession[3:]
+    gsms = [f"GSM{digits}{i + 1:02d}" for i in range(n_samples)]
+    sdir = series_dir(root, accession)
+    (sdir / "suppl").mkdir(parents=True, exist_ok=True)
+    (sdir / "soft").mkdir(parents=True, exist_ok=True)
+    (root / "query").mkdir(parents=True, exist_ok=True)
+    ftp = "ftp://ftp.ncbi.nlm.nih.gov/geo"
+
+    tar_members: dict[str, bytes] = {}
+    dense_cols, dense_blocks = [], []
+    sample_sections = []
+    for i, gsm in enumerate(gsms):
+        rows = slice(i * cells_per_sample, (i + 1) * cells_per_sample)
+        barcodes = list(src.obs_names[rows])
+        parts = _triplet_bytes(counts[rows], barcodes, genes)
+        gdir = sample_dir(root, gsm) / "suppl"
+        gdir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"^SAMPLE = {gsm}",
+            f"!Sample_title = pancreas E15.5 replicate {i + 1} (constructed)",
+            f"!Sample_geo_accession = {gsm}",
+            "!Sample_status = Public on Jan 01 2024",
+            "!Sample_type = SRA",
+            "!Sample_channel_count = 1",
+            "!Sample_source_name_ch1 = embryonic pancreas",
+            "!Sample_organism_ch1 = Mus musculus",
+            *(f"!Sample_characteristics_ch1 = {c}" for c in SERIES_SAMPLES_CHARACTERISTICS),
+            f"!Sample_characteristics_ch1 = replicate: rep{i + 1}",
+            "!Sample_platform_id = GPL21103",
+            f"!Sample_series_id = {accession}",
+        ]
+        for k, (part, data) in enumerate(sorted(parts.items()), start=1):
+            name = f"{gsm}_{part}"
+            (gdir / name).write_bytes(data)
+            tar_members[name] = data
+            lines.append(f"!Sample_supplementary_file_{k} = {ftp}/samples/{range_dir(gsm)}/{gsm}/suppl/{name}")
+        lines.append("!Sample_data_row_count = 0")
+        sample_sections.append(lines)
+        (root / "query" / f"{gsm}.txt").write_text("\n".join(lines) + "\n")
+        dense_cols += [f"{gsm}_{b}" for b in barcodes]
+        dense_blocks.append(counts[rows].T.toarray())
+
+    with tarfile.open(sdir / "suppl" / f"{accession}_RAW.tar", "w") as tar:
+        for name, data in tar_members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    dense = np.hstack(dense_blocks)
+    text = io.StringIO()
+    text.write("gene," + ",".join(dense_cols) + "\n")
+    for g, row in zip(genes, dense):
+        text.write(g + "," + ",".join(map(str, row.tolist())) + "\n")
+    (sdir / "suppl" / f"{accession}_counts.csv.gz").write_bytes(_gz_bytes(text.getvalue().encode()))
+
+    head = [
+        "^DATABASE = GeoMiame",
+        "!Database_name = Gene Expression Omnibus (GEO)",
+        f"^SERIES = {accession}",
+        "!Series_title = Constructed test series: subsets of the pancreas E15.5 counts (not a real GEO series)",
+        f"!Series_geo_accession = {accession}",
+        "!Series_status = Public on Jan 01 2024",
+        "!Series_type = Expression profiling by high throughput sequencing",
+        *(f"!Series_sample_id = {g}" for g in gsms),
+        f"!Series_supplementary_file = {ftp}/series/{range_dir(accession)}/{accession}/suppl/{accession}_RAW.tar",
+        f"!Series_supplementary_file = {ftp}/series/{range_dir(accession)}/{accession}/suppl/{accession}_counts.csv.gz",
+        "!Series_platform_id = GPL21103",
+        "^PLATFORM = GPL21103",
+        "!Platform_title = Illumina HiSeq 4000 (Mus musculus)",
+        "!Platform_geo_accession = GPL21103",
+        "!Platform_data_row_count = 0",
+    ]
+    soft = "\n".join(head + [line for sec in sample_sections for line in sec]) + "\n"
+    (sdir / "soft" / f"{accession}_family.soft.gz").write_bytes(_gz_bytes(soft.encode()))
+
+
+def constructed_gsms(accession: str = "GSE999001", n_samples: int = 2) -> list[str]:
+    return [f"GSM{accession[3:]}{i + 1:02d}" for i in range(n_samples)]
+
+
+__all__ = ["Served", "add_real_soft", "build_constructed_series", "constructed_gsms", "serve", "series_dir",
+           "sample_dir", "range_dir"]
+
+if __name__ == "__main__":  # manual use: python tests/geo_server.py ROOT SOURCE_H5AD
+    import sys
+    import time
+
+    build_constructed_series(sys.argv[1], sys.argv[2])
+    with serve(sys.argv[1]) as (url, _):
+        print(url, flush=True)
+        while os.path.exists(sys.argv[1]):
+            time.sleep(1)

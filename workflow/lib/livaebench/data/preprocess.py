@@ -1,0 +1,243 @@
+"""Raw counts -> the preprocessed AnnData every method reads (METHODS.md section 1).
+
+Output contract: ``.X`` dense float32 model input; ``.layers['counts']`` raw counts of the selected
+features (CSR float32, the likelihood target); ``.layers['lognorm']`` non-negative normalized values (CSR
+float32); ``.obs`` the input's columns for the kept cells; ``.uns['livaebench']`` = {dataset, modality,
+label_key, batch_key}; ``.uns['preprocess']`` the parameters and what QC removed.
+
+Decisions where METHODS leaves room (all logged when they act):
+- Library sizes (RNA normalize_total, ATAC term frequency) are taken over all features that pass QC,
+  then the selected features are kept, as the usual scanpy workflow does.
+- ``min_genes`` means "minimum detected features": genes for RNA (default 200), peaks for ATAC
+  (default 1, i.e. only empty cells go: a few thousand peaks at ~1.5 % density leave ~75 peaks per
+  cell, and a gene-style threshold would remove every cell).
+- Cells left with no counts in the selected features are dropped: their library size for the count
+  likelihood would be 0. The ATAC TF-IDF and the RNA z-scores are computed on the final cells.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import InputError
+from .io import validate_counts
+
+_log = logging.getLogger("livaebench.data")
+
+MODALITIES = ("rna", "atac")
+DEFAULT_N_FEATURES = {"rna": 5000, "atac": 10000}
+DEFAULT_MIN_FEATURES = {"rna": 200, "atac": 1}
+TARGET_SUM = 1e4
+CLIP = 10.0
+ATAC_FRACTION = (0.01, 0.95)  # highly variable peaks come from peaks open in 1 %-95 % of cells
+
+
+def _sayer(log) -> Callable[[str], None]:
+    if log is None:
+        return _log.info
+    if isinstance(log, logging.Logger):
+        return log.info
+    return log
+
+
+def _row_scale(X: sp.csr_matrix, factors: np.ndarray) -> sp.csr_matrix:
+    return sp.csr_matrix(sp.diags(factors) @ X)
+
+
+def lognormalize(counts: sp.csr_matrix, library: np.ndarray | None = None) -> sp.csr_matrix:
+    """log1p(x / library * 1e4); ``library`` defaults to the row sums of ``counts``."""
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    lib = np.asarray(counts.sum(axis=1)).ravel() if library is None else np.asarray(library, dtype=np.float64)
+    out = _row_scale(counts, TARGET_SUM / np.where(lib > 0, lib, 1.0))
+    out.data = np.log1p(out.data)
+    return out
+
+
+def zscore_clip(X: np.ndarray, clip: float = CLIP) -> np.ndarray:
+    """Per-column z-score (sample s.d., ddof=1; constant columns become 0) clipped at +-clip."""
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    sd = X.std(axis=0, ddof=1) if X.shape[0] > 1 else np.zeros(X.shape[1])
+    sd[sd == 0] = 1.0
+    return np.clip((X - mean) / sd, -clip, clip)
+
+
+def tfidf(counts: sp.csr_matrix) -> sp.csr_matrix:
+    """METHODS eq. 21: log1p(x_ig / sum_g x_ig * log(1 + n / n_g) * 1e4); n_g = cells with peak g open."""
+    counts = sp.csr_matrix(counts, dtype=np.float64)
+    n = counts.shape[0]
+    lib = np.asarray(counts.sum(axis=1)).ravel()
+    n_g = np.bincount(counts.indices[counts.data > 0], minlength=counts.shape[1])
+    idf = np.log1p(n / np.maximum(n_g, 1))  # n_g = 0 only where the column is all zero: value irrelevant
+    out = _row_scale(counts, 1.0 / np.where(lib > 0, lib, 1.0)) @ sp.diags(idf)
+    out = sp.csr_matrix(out)
+    out.data = np.log1p(out.data * TARGET_SUM)
+    return out
+
+
+def _column_var(X: sp.csr_matrix) -> np.ndarray:
+    mean = np.asarray(X.mean(axis=0)).ravel()
+    sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
+    return np.maximum(sq - mean**2, 0.0)
+
+
+def _qc(counts: sp.csr_matrix, var_names: pd.Index, *, dataset: str, modality: str, min_genes: int,
+        min_cells: int, max_mito_pct: float | None, say) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Boolean masks of the cells and features that pass QC, plus counts of what went."""
+    n_feat = np.diff(counts.indptr)
+    keep_cells = n_feat >= min_genes
+    info = {"cells_below_min_genes": int((~keep_cells).sum())}
+    if max_mito_pct is not None:
+        if modality != "rna":
+            say(f"{dataset}: max_mito_pct applies to RNA only; ignored for {modality}")
+        else:
+            mito = np.asarray(var_names.str.upper().str.startswith("MT-"))
+            if not mito.any():
+                say(f"{dataset}: no mitochondrial gene symbols (MT-/mt-) among the features; mito cap skipped")
+            else:
+                total = np.asarray(counts.sum(axis=1)).ravel()
+                in_mito = np.asarray(counts[:, np.flatnonzero(mito)].sum(axis=1)).ravel()
+                pct = 100.0 * in_mito / np.where(total > 0, total, 1.0)
+                over = keep_cells & (pct > max_mito_pct)
+                info["cells_above_mito_pct"] = int(over.sum())
+                keep_cells &= ~over
+    if not keep_cells.any():
+        raise InputError(
+            f"dataset '{dataset}'",
+            f"no cell passes QC (min_genes={min_genes}, max_mito_pct={max_mito_pct}; the richest cell has "
+            f"{int(n_feat.max()) if n_feat.size else 0} detected features)",
+            "lower min_genes (for ATAC: the minimum number of peaks) or raise max_mito_pct in the config",
+        )
+    n_cells = np.bincount(counts[keep_cells].indices, minlength=counts.shape[1])
+    keep_feats = n_cells >= min_cells
+    info["features_below_min_cells"] = int((~keep_feats).sum())
+    if not keep_feats.any():
+        raise InputError(f"dataset '{dataset}'",
+                         f"no feature is detected in at least min_cells={min_cells} of the cells that pass QC",
+                         "lower min_cells in the config")
+    say(f"{dataset}: QC keeps {int(keep_cells.sum())}/{counts.shape[0]} cells and "
+        f"{int(keep_feats.sum())}/{counts.shape[1]} features (min_genes={min_genes}, min_cells={min_cells})")
+    return keep_cells, keep_feats, info
+
+
+def _select_rna(counts: sp.csr_matrix, var_names: pd.Index, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the top-n genes by scanpy's seurat_v3 (on raw counts) and their normalized variances."""
+    import scanpy as sc  # costs seconds to import; only preprocessing needs it
+
+    tmp = ad.AnnData(X=counts.astype(np.float32), var=pd.DataFrame(index=var_names))
+    sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=n)
+    chosen = np.flatnonzero(tmp.var["highly_variable"].to_numpy())
+    return chosen, tmp.var["variances_norm"].to_numpy()[chosen]
+
+
+def _select_atac(counts: sp.csr_matrix, n: int, say, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    frac = np.bincount(counts.indices, minlength=counts.shape[1]) / counts.shape[0]
+    lo, hi = ATAC_FRACTION
+    eligible = np.flatnonzero((frac >= lo) & (frac <= hi))
+    if eligible.size == 0:
+        raise InputError(f"dataset '{dataset}'", f"no peak is accessible in {lo:.0%}-{hi:.0%} of the cells",
+                         "use a dataset with more cells or broader peaks")
+    if eligible.size < n:
+        say(f"{dataset}: {n} features requested but only {eligible.size} peaks are open in "
+            f"{lo:.0%}-{hi:.0%} of cells; taking all {eligible.size}")
+        n = eligible.size
+    var = _column_var(tfidf(counts))
+    order = np.argsort(-var[eligible], kind="stable")[:n]  # stable: ties keep feature order (reproducible)
+    chosen = np.sort(eligible[order])
+    return chosen, var[chosen]
+
+
+def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str = "", batch_key: str = "",
+               n_features: int | None = None, min_genes: int | None = None, min_cells: int = 3,
+               max_mito_pct: float | None = None, log=None) -> ad.AnnData:
+    """QC, feature selection and normalization of a raw-count AnnData (METHODS.md section 1).
+
+    ``n_features`` defaults to 5000 (RNA) / 10000 (ATAC) and is capped at what the data has (logged).
+    ``min_genes`` is the minimum number of detected features per cell, default 200 for RNA and 1 for
+    ATAC. ``log`` is a logging.Logger or a callable taking one string. The input is not modified.
+    """
+    say = _sayer(log)
+    if modality not in MODALITIES:
+        raise InputError(f"dataset '{dataset}'", f"unknown modality '{modality}'", "use 'rna' or 'atac'")
+    if min_genes is None:
+        min_genes = DEFAULT_MIN_FEATURES[modality]
+    n_req = DEFAULT_N_FEATURES[modality] if n_features is None else int(n_features)
+    if n_req < 1:
+        raise InputError(f"dataset '{dataset}'", f"n_features must be positive (got {n_req})",
+                         "set n_features to a positive number or leave it empty for the default")
+    # A shallow AnnData around the same arrays: validate_counts replaces .X/.names on it, not on the input.
+    work = ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=pd.DataFrame(index=adata.var_names.copy()))
+    work = validate_counts(work, dataset=dataset, source="counts", label_key=label_key, batch_key=batch_key)
+    counts = work.X
+    keep_cells, keep_feats, qc_info = _qc(counts, work.var_names, dataset=dataset, modality=modality,
+                                          min_genes=min_genes, min_cells=min_cells,
+                                          max_mito_pct=max_mito_pct, say=say)
+    cells = np.flatnonzero(keep_cells)
+    feats = np.flatnonzero(keep_feats)
+    qc_counts = counts[cells][:, feats]
+    n_avail = len(feats)
+    n = min(n_req, n_avail)
+    if modality == "rna" and n < n_req:
+        say(f"{dataset}: {n_req} features requested but only {n_avail} genes pass QC; taking all {n_avail}")
+
+    if modality == "rna":
+        chosen, score = _select_rna(qc_counts, work.var_names[feats], n)
+    else:
+        chosen, score = _select_atac(qc_counts, n_req, say, dataset)
+    sel_counts = qc_counts[:, chosen]
+    nonempty = np.diff(sel_counts.indptr) > 0
+    if not nonempty.all():
+        say(f"{dataset}: {int((~nonempty).sum())} cells have no counts in the selected features; dropped")
+    if not nonempty.any():
+        raise InputError(f"dataset '{dataset}'", "no cell has counts in the selected features",
+                         "raise n_features or lower min_cells")
+    rows = np.flatnonzero(nonempty)
+    cells, qc_counts, sel_counts = cells[rows], qc_counts[rows], sel_counts[rows]
+
+    if modality == "rna":
+        library = np.asarray(qc_counts.sum(axis=1)).ravel()  # over all QC genes, not only the selected
+        lognorm = lognormalize(sel_counts, library)
+        X = zscore_clip(lognorm.toarray())
+    else:
+        lognorm = tfidf(qc_counts)[:, chosen]
+        X = lognorm.toarray()
+
+    out_feats = feats[chosen]
+    obs = adata.obs.iloc[cells].copy()
+    obs.index = work.obs_names[cells]
+    for col in obs.columns:
+        if isinstance(obs[col].dtype, pd.CategoricalDtype):
+            obs[col] = obs[col].cat.remove_unused_categories()
+    obs["n_features_detected"] = np.diff(counts[cells].indptr).astype(np.int32)
+    obs["total_counts"] = np.asarray(counts[cells].sum(axis=1)).ravel().astype(np.int64)
+    var = adata.var.iloc[out_feats].copy()
+    var.index = work.var_names[out_feats]
+    var["n_cells"] = np.diff(sp.csc_matrix(sel_counts).indptr).astype(np.int32)
+    var["selection_score"] = score.astype(np.float64)  # RNA: seurat_v3 normalized variance; ATAC: TF-IDF variance
+
+    result = ad.AnnData(
+        X=X.astype(np.float32),
+        obs=obs,
+        var=var,
+        layers={"counts": sp.csr_matrix(sel_counts, dtype=np.float32),
+                "lognorm": sp.csr_matrix(lognorm, dtype=np.float32)},
+    )
+    result.uns["livaebench"] = {"dataset": dataset, "modality": modality, "label_key": label_key or "",
+                                "batch_key": batch_key or ""}
+    result.uns["preprocess"] = {
+        "n_cells_input": int(adata.n_obs), "n_features_input": int(adata.n_vars),
+        "n_cells": int(result.n_obs), "n_features": int(result.n_vars),
+        "n_features_requested": n_req, "min_genes": int(min_genes), "min_cells": int(min_cells),
+        "max_mito_pct": float("nan") if max_mito_pct is None else float(max_mito_pct),
+        "cells_without_selected_counts": int((~nonempty).sum()),
+        **qc_info,
+    }
+    if "provenance" in adata.uns:
+        result.uns["provenance"] = adata.uns["provenance"]
+    say(f"{dataset}: preprocessed {result.n_obs} cells x {result.n_vars} {modality} features")
+    return result

@@ -1,0 +1,62 @@
+"""The seven classical baselines (scikit-learn), registered as methods.
+
+Input matrix: the model input ``.X`` (scaled log-expression / TF-IDF) except where a method needs
+non-negative or uncentred data (NMF, TruncatedSVD use ``layers['lognorm']``, as in the paper's setup
+where TSVD is the uncentred counterpart of PCA).
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn import decomposition
+
+from .registry import FitContext, register
+
+
+def _matrix(ctx: FitContext, layer: str | None) -> np.ndarray:
+    data = ctx.adata.X if layer is None else ctx.adata.layers[layer]
+    data = data.toarray() if hasattr(data, "toarray") else np.asarray(data)
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _sklearn_method(name: str, estimator, defaults: dict, *, layer: str | None = None,
+                    fit_subsample: bool = False, description: str = ""):
+    """Register a scikit-learn decomposition: ``estimator(n_components, random_state, **params)``."""
+
+    def run(ctx: FitContext) -> dict[str, np.ndarray]:
+        params = dict(ctx.params)
+        n_components = int(params.pop("latent_dim"))
+        max_fit_cells = params.pop("max_fit_cells", None)
+        data = _matrix(ctx, layer)
+        n_components = min(n_components, min(data.shape) - 1)
+        model = estimator(n_components=n_components, random_state=ctx.seed, **params)
+        if fit_subsample and max_fit_cells and data.shape[0] > max_fit_cells:
+            # An n x n kernel does not fit in memory for large datasets: fit on a seeded subsample,
+            # then project every cell (the standard Nystroem-style out-of-sample extension).
+            rows = np.random.default_rng(ctx.seed).choice(data.shape[0], max_fit_cells, replace=False)
+            ctx.log.info(f"{name}: fitting on a seeded subsample of {max_fit_cells} of {data.shape[0]} cells")
+            model.fit(data[np.sort(rows)])
+            latent = model.transform(data)
+        else:
+            latent = model.fit_transform(data)
+        return {"X_latent": np.asarray(latent, dtype=np.float32)}
+
+    register(name, "classical", run, {"latent_dim": 10, **defaults}, description=description)
+
+
+_sklearn_method("pca", decomposition.PCA, {"svd_solver": "arpack"}, description="principal component analysis")
+_sklearn_method("kernelpca", decomposition.KernelPCA,
+                {"kernel": "rbf", "eigen_solver": "randomized", "max_fit_cells": 5000},
+                fit_subsample=True, description="RBF kernel PCA (randomized eigensolver)")
+_sklearn_method("factoranalysis", decomposition.FactorAnalysis, {"svd_method": "randomized"},
+                description="factor analysis")
+_sklearn_method("nmf", decomposition.NMF, {"init": "nndsvda", "max_iter": 400}, layer="lognorm",
+                description="non-negative matrix factorisation of log-normalized values")
+_sklearn_method("fastica", decomposition.FastICA, {"whiten": "unit-variance", "max_iter": 400},
+                description="independent component analysis")
+_sklearn_method("truncatedsvd", decomposition.TruncatedSVD, {"algorithm": "randomized"}, layer="lognorm",
+                description="truncated SVD of uncentred log-normalized values")
+# The full-batch DictionaryLearning needs minutes per dataset on 2 cores; the mini-batch variant is the
+# one METHODS §7 allows for that reason.
+_sklearn_method("dictionarylearning", decomposition.MiniBatchDictionaryLearning,
+                {"batch_size": 256, "max_iter": 20, "transform_algorithm": "lasso_lars"},
+                description="mini-batch dictionary learning")

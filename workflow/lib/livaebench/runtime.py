@@ -1,0 +1,77 @@
+"""Process set-up shared by every workflow step: logging, thread limits, clean failures.
+
+Each script under ``scripts/`` wraps its work in :func:`step`. The library stays free of Snakemake:
+the script passes plain values (log path, thread count).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def limit_threads(threads: int) -> None:
+    """Cap BLAS/OpenMP/numba/torch threads at what the job was given.
+
+    Two processes that each take every core run many times slower than one after the other, so a job
+    never uses more threads than its ``threads:`` directive. Must run before numpy/torch start their pools
+    for the environment variables to matter; torch's own pool is capped explicitly as well.
+    """
+    threads = max(1, int(threads))
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def enable_numba_cache(cache_dir: str | os.PathLike | None = None) -> None:
+    """UMAP/pynndescent compile with numba in each fresh process (~20 s); an on-disk cache avoids repeating it."""
+    cache_dir = cache_dir or os.environ.get("NUMBA_CACHE_DIR") or Path.home() / ".cache" / "livaebench" / "numba"
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)
+
+
+def get_logger(log_path: str | os.PathLike | None = None, name: str = "livaebench") -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    logger.propagate = False
+    return logger
+
+
+@contextlib.contextmanager
+def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "livaebench"):
+    """Run one workflow step: thread caps, a logger writing to the rule's log, and clean failures.
+
+    Bad input (:class:`InputError`) ends the process with its one-line message and exit status 1;
+    any other exception is logged with its traceback and re-raised.
+    """
+    limit_threads(threads)
+    log = get_logger(log_path, name)
+    try:
+        yield log
+    except InputError as err:
+        log.error(str(err))
+        for handler in log.handlers:
+            handler.flush()
+        raise SystemExit(1) from None
+    except Exception:
+        log.exception("step failed")
+        raise

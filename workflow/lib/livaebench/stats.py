@@ -1,0 +1,397 @@
+"""Paired comparisons of methods across datasets (METHODS §4, paper §2.9).
+
+Input: the long metric table ``results/metrics/all.tsv`` (``dataset method seed metric value`` and an
+optional ``status``). Output: one row per (metric, baseline) with the columns of
+``results/stats/{comparison}.tsv``: ``comparison metric reference baseline delta p_value test stars
+n_datasets``.
+
+Decisions (the spec leaves them open; they are fixed here and named in the ``test`` column):
+
+* Seeds are averaged first (mean of the finite values per dataset, method, metric): the unit of
+  replication is the dataset, so seeds must not inflate n.
+* Pairing: per metric, only datasets where the reference and *every* baseline have a finite value,
+  so all rows of one metric share one set of datasets (the omnibus test needs a complete block).
+* Normality: Shapiro–Wilk on each vector of paired differences reference − baseline (these are what
+  the post hoc tests compare and what the repeated-measures model assumes normal). The family takes
+  the parametric path only when none of them rejects at ``alpha``. Shapiro–Wilk needs n >= 3;
+  a difference vector with zero range carries no evidence about shape and is skipped.
+* Parametric path (``rm-anova+tukey``): statsmodels ``AnovaRM`` (subject = dataset, within =
+  method) as the omnibus, then Tukey HSD for the reference against each baseline. By default the
+  Tukey HSD uses the repeated-measures error term (MS_error of the ANOVA, df = (n−1)(k−1)) with the
+  studentized range distribution (scipy): datasets differ far more from each other than methods do,
+  and statsmodels' ``pairwise_tukeyhsd`` treats the methods as independent groups, leaving that
+  dataset variance in its error term. ``tukey="independent"`` calls ``pairwise_tukeyhsd`` as is
+  (test ``rm-anova+tukey(independent)``). With two methods the repeated-measures Tukey p equals the
+  paired t-test p.
+* Non-parametric path: Friedman (scipy, needs >= 3 methods) as the omnibus, then two-sided Wilcoxon
+  signed-rank tests (scipy defaults: zeros dropped) of the reference against each baseline,
+  Bonferroni-corrected (p × m, m = number of baselines, capped at 1; equivalent to α/m) — test
+  ``friedman+wilcoxon-bonferroni``. With a single baseline there is no omnibus: test ``wilcoxon``.
+  A Wilcoxon test needs at least ``MIN_WILCOXON`` non-zero differences (with 4 its smallest
+  attainable two-sided p is 0.125, so it could never reject).
+* Post hoc p-values are reported whatever the omnibus says: Tukey HSD and Bonferroni each control
+  the family-wise error on their own. The omnibus result and the Shapiro p-values of every metric
+  are kept in ``result.attrs["decisions"]`` (see :func:`decisions`).
+* Too few datasets: the row's ``test`` starts with ``insufficient:`` and says why; p_value is NaN
+  and stars empty. Δ is still reported (it is a plain mean, not an inference).
+* ``test="none"`` (ablation, likelihood and sensitivity tables, as the paper): Δ only.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .errors import InputError
+
+log = logging.getLogger("livaebench")
+
+STATS_COLUMNS = ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test", "stars",
+                 "n_datasets"]
+METRIC_COLUMNS = ["dataset", "method", "seed", "metric", "value"]
+
+# The four panels of the paper's boxplot figures; the keys are the panel titles.
+METRIC_GROUPS: dict[str, list[str]] = {
+    "UMAP fidelity": ["umap_dcorr", "umap_qlocal", "umap_qglobal", "umap_overall"],
+    "t-SNE fidelity": ["tsne_dcorr", "tsne_qlocal", "tsne_qglobal", "tsne_overall"],
+    "Latent manifold structure": ["NMI", "ARI", "ASW", "CAL", "DAV", "COR"],
+    "Intrinsic quality & robustness": ["manifold_dim", "spectral_decay", "participation", "anisotropy",
+                                       "directionality", "noise_resilience", "core_intrinsic",
+                                       "overall_intrinsic"],
+}
+CORE_METRICS: list[str] = [m for group in METRIC_GROUPS.values() for m in group]
+DEFAULT_METRICS: list[str] = CORE_METRICS + ["iLISI"]
+# Metrics on an open or method-dependent scale (not within [-1, 1]); figures give them their own axis.
+UNBOUNDED_METRICS = frozenset({"CAL", "DAV", "COR"})
+LOWER_IS_BETTER = frozenset({"DAV", "COR"})
+
+TESTS = ("auto", "parametric", "nonparametric", "none")
+MIN_SHAPIRO = 3
+MIN_WILCOXON = 5
+
+PATH_PARAMETRIC = "rm-anova+tukey"
+PATH_FRIEDMAN = "friedman+wilcoxon-bonferroni"
+PATH_WILCOXON = "wilcoxon"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and shaping the metric table
+
+
+def read_metrics(path: str | Path) -> pd.DataFrame:
+    """Read ``results/metrics/all.tsv`` (tab-separated) and check its columns."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "metric table not found", "run the evaluate stage first (results/metrics/all.tsv)")
+    table = pd.read_csv(path, sep="\t", dtype={"dataset": str, "method": str, "metric": str})
+    _check_columns(table, str(path))
+    return table
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> None:
+    """Write a stats table as TSV; missing p-values as ``NA`` (pandas and R read it back as missing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False, na_rep="NA")
+
+
+def _check_columns(table: pd.DataFrame, what: str) -> None:
+    missing = [c for c in METRIC_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(what, f"metric table lacks column(s) {', '.join(missing)}",
+                         f"give a long table with columns {' '.join(METRIC_COLUMNS)} (+ optional status)")
+
+
+def seed_means(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of the finite values, per (dataset, method, metric).
+
+    Rows whose ``status`` is set and is not ``ok`` (a method that failed cleanly) are dropped; a
+    (dataset, method, metric) without any finite value ends up NaN, never a number.
+    """
+    _check_columns(metrics, "metric table")
+    table = metrics
+    if "status" in table.columns:
+        status = table["status"].fillna("").astype(str).str.strip().str.lower()
+        table = table[status.isin(["", "ok"])]
+    values = pd.to_numeric(table["value"], errors="coerce").where(lambda v: np.isfinite(v))
+    table = table.assign(value=values, dataset=table["dataset"].astype(str), method=table["method"].astype(str))
+    return (table.groupby(["dataset", "method", "metric"], sort=False)["value"].mean()
+            .reset_index())
+
+
+def paired_values(means: pd.DataFrame, metric: str, methods: list[str],
+                  datasets: list[str] | None = None) -> pd.DataFrame:
+    """Dataset × method matrix of one metric, restricted to datasets complete for every method."""
+    sub = means[(means["metric"] == metric) & means["method"].isin(methods)]
+    if datasets is not None:
+        sub = sub[sub["dataset"].isin([str(d) for d in datasets])]
+    wide = sub.pivot_table(index="dataset", columns="method", values="value", aggfunc="first")
+    wide = wide.reindex(columns=methods)
+    return wide.dropna(how="any").sort_index()
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+
+def stars(p: float) -> str:
+    """Paper convention: * p<0.05, ** p<0.01, *** p<0.001, ns otherwise; empty without a p-value."""
+    if p is None or not np.isfinite(p):
+        return ""
+    if p < 0.001:
+        return "***"
+    if p < 0.01:
+        return "**"
+    if p < 0.05:
+        return "*"
+    return "ns"
+
+
+def rm_anova_tukey(wide: pd.DataFrame, reference: str, baselines: list[str]) -> tuple[dict[str, float], dict]:
+    """Tukey HSD with the repeated-measures error term, reference vs each baseline.
+
+    ``wide`` is datasets × methods (complete). q = |mean(ref − b)| / sqrt(MS_error / n), p from the
+    studentized range distribution with k methods and (n−1)(k−1) degrees of freedom.
+    """
+    y = wide[[reference, *baselines]].to_numpy(dtype=float)
+    n, k = y.shape
+    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    df_err = (n - 1) * (k - 1)
+    ms_err = float((resid ** 2).sum() / df_err)
+    info = {"ms_error": ms_err, "df_error": df_err}
+    if not ms_err > 0:
+        return {b: np.nan for b in baselines}, info
+    out = {}
+    for b in baselines:
+        q = abs(float(np.mean(wide[reference] - wide[b]))) / np.sqrt(ms_err / n)
+        out[b] = float(sps.studentized_range.sf(q, k, df_err))
+    return out, info
+
+
+def independent_tukey(wide: pd.DataFrame, reference: str, baselines: list[str], alpha: float) -> dict[str, float]:
+    """statsmodels ``pairwise_tukeyhsd`` on the stacked values (methods as independent groups)."""
+    from statsmodels.stats.multicomp import pairwise_tukeyhsd
+
+    methods = [reference, *baselines]
+    long = wide[methods].melt(var_name="method", value_name="value")
+    res = pairwise_tukeyhsd(long["value"].to_numpy(float), long["method"].to_numpy(str), alpha=alpha)
+    groups = list(res.groupsunique)
+    pairs = [(groups[i], groups[j]) for i in range(len(groups)) for j in range(i + 1, len(groups))]
+    pvals = {frozenset(pair): float(p) for pair, p in zip(pairs, res.pvalues)}
+    return {b: pvals[frozenset((reference, b))] for b in baselines}
+
+
+def _anova_rm(wide: pd.DataFrame, methods: list[str]) -> dict:
+    from statsmodels.stats.anova import AnovaRM
+
+    long = wide[methods].reset_index().melt(id_vars="dataset", var_name="method", value_name="value")
+    try:
+        table = AnovaRM(long, depvar="value", subject="dataset", within=["method"]).fit().anova_table
+        row = table.iloc[0]
+        return {"omnibus_test": "AnovaRM", "omnibus_statistic": float(row["F Value"]),
+                "omnibus_p": float(row["Pr > F"])}
+    except Exception as err:  # a degenerate block (e.g. zero residual) must not stop the whole table
+        return {"omnibus_test": "AnovaRM", "omnibus_statistic": np.nan, "omnibus_p": np.nan,
+                "omnibus_error": str(err)}
+
+
+def decide_and_test(wide: pd.DataFrame, reference: str, baselines: list[str], *, test: str = "auto",
+                alpha: float = 0.05, tukey: str = "rm") -> tuple[list[dict], dict]:
+    """Run the METHODS §4 decision path on one metric's complete dataset × method matrix.
+
+    Returns one dict per baseline (baseline, delta, p_value, test, stars, n_datasets) and a record of
+    the decision (Shapiro p-values, path, omnibus statistic and p).
+    """
+    n = len(wide)
+    deltas = {b: (float(np.mean(wide[reference] - wide[b])) if n else np.nan) for b in baselines}
+    decision: dict = {"n_datasets": n, "path": None, "shapiro_p": {}}
+
+    def rows(pvals: Mapping[str, float] | None, label) -> list[dict]:
+        out = []
+        for b in baselines:
+            p = np.nan if pvals is None else pvals[b]
+            name = label(b) if callable(label) else label
+            if not np.isfinite(p) and not (name == "none" or name.startswith("insufficient")):
+                name = f"insufficient: {name} gave no p-value (degenerate data)"
+            out.append({"baseline": b, "delta": deltas[b], "p_value": p, "test": name,
+                        "stars": stars(p), "n_datasets": n})
+        return out
+
+    if test == "none":
+        decision["path"] = "none"
+        return rows(None, "none" if n else "insufficient: n_datasets=0"), decision
+    if n < MIN_SHAPIRO:
+        decision["path"] = "insufficient"
+        return rows(None, f"insufficient: n_datasets={n} (need >={MIN_SHAPIRO})"), decision
+
+    if test == "auto":
+        for b in baselines:
+            diff = (wide[reference] - wide[b]).to_numpy(float)
+            if np.ptp(diff) > 0:
+                decision["shapiro_p"][b] = float(sps.shapiro(diff).pvalue)
+        normal = all(p >= alpha for p in decision["shapiro_p"].values())
+    else:
+        normal = test == "parametric"
+
+    methods = [reference, *baselines]
+    if normal:
+        decision.update(_anova_rm(wide, methods))
+        if tukey == "independent":
+            decision["path"] = f"{PATH_PARAMETRIC}(independent)"
+            pvals = independent_tukey(wide, reference, baselines, alpha)
+        else:
+            decision["path"] = PATH_PARAMETRIC
+            pvals, info = rm_anova_tukey(wide, reference, baselines)
+            decision.update(info)
+        return rows(pvals, decision["path"]), decision
+
+    m = len(baselines)
+    if m >= 2:
+        decision["path"] = PATH_FRIEDMAN
+        try:
+            res = sps.friedmanchisquare(*[wide[c].to_numpy(float) for c in methods])
+            decision.update(omnibus_test="friedman", omnibus_statistic=float(res.statistic),
+                            omnibus_p=float(res.pvalue))
+        except ValueError as err:
+            decision.update(omnibus_test="friedman", omnibus_statistic=np.nan, omnibus_p=np.nan,
+                            omnibus_error=str(err))
+    else:
+        decision["path"] = PATH_WILCOXON
+    pvals, labels = {}, {}
+    for b in baselines:
+        diff = (wide[reference] - wide[b]).to_numpy(float)
+        nonzero = int(np.count_nonzero(diff))
+        if nonzero < MIN_WILCOXON:
+            pvals[b] = np.nan
+            labels[b] = f"insufficient: {nonzero} non-zero differences (wilcoxon needs >={MIN_WILCOXON})"
+        else:
+            pvals[b] = min(1.0, float(sps.wilcoxon(wide[reference], wide[b]).pvalue) * m)
+            labels[b] = decision["path"]
+    return rows(pvals, labels.get), decision
+
+
+def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines: list[str],
+            metrics_list: list[str], datasets: list[str] | None = None, test: str = "auto",
+            alpha: float = 0.05, tukey: str = "rm") -> pd.DataFrame:
+    """One comparison family: the reference against each baseline on each metric (see module doc).
+
+    Returns the rows of ``results/stats/{comparison}.tsv`` (columns ``STATS_COLUMNS``) in
+    metrics_list × baselines order; ``result.attrs["decisions"]`` records the test decision per metric.
+    """
+    what = f"comparison '{comparison}'"
+    if test not in TESTS:
+        raise InputError(what, f"unknown test '{test}'", f"use one of: {', '.join(TESTS)}")
+    if tukey not in ("rm", "independent"):
+        raise InputError(what, f"unknown tukey mode '{tukey}'", "use 'rm' or 'independent'")
+    baselines = list(dict.fromkeys(baselines))
+    if not baselines:
+        raise InputError(what, "has no baselines", "list at least one baseline method")
+    if reference in baselines:
+        raise InputError(what, f"reference '{reference}' is also a baseline", "remove it from the baselines")
+    if not metrics_list:
+        raise InputError(what, "has an empty metric list", "list the metrics to compare")
+    means = seed_means(metrics)
+    known = set(metrics["method"].astype(str))
+    absent = [m for m in [reference, *baselines] if m not in known]
+    if absent:
+        raise InputError(what, f"method(s) {', '.join(absent)} not in the metric table",
+                         "check the method names of the comparison against config methods")
+
+    out, decisions = [], []
+    for metric in dict.fromkeys(metrics_list):
+        wide = paired_values(means, metric, [reference, *baselines], datasets)
+        rows, decision = decide_and_test(wide, reference, baselines, test=test, alpha=alpha, tukey=tukey)
+        decision.update(metric=metric, datasets=list(wide.index))
+        decisions.append(decision)
+        for row in rows:
+            out.append({"comparison": comparison, "metric": metric, "reference": reference, **row})
+    table = pd.DataFrame(out, columns=STATS_COLUMNS)
+    table["n_datasets"] = table["n_datasets"].astype(int)
+    table["p_value"] = table["p_value"].astype(float)
+    table.attrs["decisions"] = decisions
+    return table
+
+
+def decisions(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-metric decision record of a :func:`compare` result as a flat table."""
+    rows = []
+    for d in table.attrs.get("decisions", []):
+        row = {k: v for k, v in d.items() if k not in ("shapiro_p", "datasets")}
+        row["shapiro_min_p"] = min(d["shapiro_p"].values(), default=np.nan)
+        row["datasets"] = ",".join(map(str, d.get("datasets", [])))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's comparison families
+
+
+SWEEP_PREFIX = "sweep_"
+
+
+def default_comparisons(methods_by_family: Mapping[str, Iterable[str]], modalities: Iterable[str], *,
+                        reference: str = "livae", method_modalities: Mapping[str, Iterable[str]] | None = None,
+                        metrics: list[str] | None = None) -> dict[str, dict]:
+    """The paper's comparison families, built from the registered methods.
+
+    ``methods_by_family``: family → method names (registry ``Method.family``); ``modalities``: the
+    modalities present in the run; ``method_modalities`` (optional): method → modalities it supports,
+    so that a family whose methods all run on one modality (ATAC baselines) is compared on it only.
+
+    Families and their comparisons:
+    * ``{reference}_vs_vae_ivae_{modality}`` — reference vs ``vae`` and ``ivae``, one per modality;
+    * ``{reference}_vs_{family}`` — every other family (classical, vae_family, deep generative,
+      graph, ATAC ...), tested;
+    * ``{base}_ablation`` — family ``ablation``; each variant is compared with the method its name
+      starts with (``ivae_nobn`` → ``ivae``), Δ only;
+    * ``{reference}_likelihoods`` — family ``likelihood``, Δ only;
+    * ``sensitivity_{param}`` — families ``sweep_{param}``, Δ only.
+    Each value: ``{"reference", "baselines", "modality" (None: all), "datasets": None, "metrics", "test"}``.
+    """
+    metrics = list(metrics or DEFAULT_METRICS)
+    families = {f: list(dict.fromkeys(ms)) for f, ms in methods_by_family.items()}
+    every = {m for ms in families.values() for m in ms}
+    supports = {m: set(v) for m, v in (method_modalities or {}).items()}
+    modalities = list(dict.fromkeys(modalities))
+
+    def entry(ref, baselines, test, modality=None):
+        return {"reference": ref, "baselines": list(baselines), "modality": modality, "datasets": None,
+                "metrics": list(metrics), "test": test}
+
+    def family_modality(ms):
+        common = set(modalities)
+        for m in ms:
+            common &= supports.get(m, set(modalities))
+        return next(iter(common)) if len(common) == 1 and len(modalities) > 1 else None
+
+    out: dict[str, dict] = {}
+    pair = [m for m in ("vae", "ivae") if m in every and m != reference]
+    for mod in modalities if pair else []:
+        out[f"{reference}_vs_vae_ivae_{mod}"] = entry(reference, pair, "auto", mod)
+    for family, ms in families.items():
+        baselines = [m for m in ms if m != reference]
+        if not baselines:
+            continue
+        if family == "ablation":
+            by_base: dict[str, list[str]] = {}
+            for m in baselines:
+                base = m.split("_")[0]
+                by_base.setdefault(base if base in every else reference, []).append(m)
+            for base, variants in by_base.items():
+                out[f"{base}_ablation"] = entry(base, variants, "none")
+        elif family == "likelihood":
+            out[f"{reference}_likelihoods"] = entry(reference, baselines, "none")
+        elif family.startswith(SWEEP_PREFIX):
+            out[f"sensitivity_{family[len(SWEEP_PREFIX):]}"] = entry(reference, baselines, "none")
+        else:
+            # In the reference's own family (livae, ivae, vae) the per-modality comparison covers vae/ivae.
+            rest = [m for m in baselines if not (reference in ms and m in pair)]
+            if rest:
+                name = f"{reference}_variants" if family == reference else f"{reference}_vs_{family}"
+                out[name] = entry(reference, rest, "auto", family_modality(rest))
+    return out

@@ -1,0 +1,442 @@
+"""The one training engine for every neural model of the benchmark.
+
+A model subclasses ``EngineModel`` and says, for a minibatch, which loss terms it has
+(``loss_terms(batch) -> {name: scalar tensor}``, each a per-cell mean) and how they are weighted
+(``loss_weights``); the engine sums, optimizes, validates, logs, checkpoints and stops. Everything
+model-specific stays in the model; everything about running an optimization stays here.
+
+What the engine guarantees:
+
+* **Data path.** ``data`` is a dict of tensors whose first dimension is the cell; they go to the
+  device once. A minibatch is an index tensor from a seeded ``torch.randperm`` per epoch, split into
+  near-equal chunks (no tiny last batch), and every tensor is sliced with it: no per-cell Python.
+* **No per-step host synchronisation.** Loss terms are accumulated as tensors and read once per epoch;
+  a non-finite term is tracked on-device (step where it first appeared) and reported at the epoch's end.
+* **Reproducibility.** Splits and batch orders come from generators seeded from the run's seed; model
+  noise from torch's global generator, seeded by ``torch_runtime``. The validation pass runs under a
+  forked, re-seeded generator, so (a) it never shifts the training noise and (b) every epoch's
+  validation loss is computed with the same noise (a fair comparison for early stopping). On the CPU
+  with a fixed thread count, the same seed gives bit-identical parameters.
+* **Resume.** ``checkpoint.pt`` in ``outdir`` holds model, optimizer, every RNG state, the early-stopping
+  state and the log so far; a run that finds one (made with the same configuration and data) continues
+  from it and ends bit-identical to an uninterrupted run.
+* **Outputs.** ``train_log.tsv`` (epoch, each loss term, loss, val_loss, seconds), ``train_info.json``
+  (device, threads, epochs, best epoch, time), ``checkpoint.pt``. The caller saves the final model.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "EngineModel", "TrainConfig", "TrainResult", "NonFiniteLossError", "train", "torch_runtime",
+    "resolve_device", "batched_apply", "derive_seed",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "train_log.tsv"
+INFO_NAME = "train_info.json"
+
+
+class EngineModel(nn.Module):
+    """What the engine needs from a model (subclass it)."""
+
+    @property
+    def loss_weights(self) -> Mapping[str, float]:
+        """Weight of each loss term in the optimized total; a term not listed has weight 1."""
+        return {}
+
+    def loss_terms(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Scalar loss terms (per-cell means) for one minibatch; the same names, in the same order, every call."""
+        raise NotImplementedError
+
+    def on_fit_start(self, n_train: int) -> None:
+        """Called once before training with the number of training cells (e.g. for dataset-size estimators)."""
+
+    def on_step(self, step: int) -> None:
+        """Called before every optimization step with the global step (e.g. for annealed weights)."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 400
+    batch_size: int | None = 128  # None: full batch
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0  # max global gradient norm; None or <= 0: no clipping
+    val_frac: float = 0.15          # 0: no validation, no early stopping
+    patience: int = 25              # epochs without improvement of val_loss; <= 0: no early stopping
+    min_delta: float = 0.0
+    restore_best: bool = True       # end with the parameters of the best validation epoch
+    checkpoint_seconds: float = 60.0  # write checkpoint.pt when this much time passed since the last one
+    log_every: int = 10             # a log line every N epochs (plus first and last)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]]
+    epochs_run: int
+    best_epoch: int
+    stopped_early: bool
+    resumed_from: int  # epochs already done in the checkpoint the run resumed from (0: fresh)
+    device: str
+    n_train: int
+    n_val: int
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite; the message is one line naming dataset, method, epoch and term."""
+
+    def __init__(self, dataset: str, method: str, epoch: int, terms: list[str], value: float,
+                 step: int | None = None):
+        self.dataset, self.method, self.epoch, self.terms, self.value, self.step = (
+            dataset, method, epoch, terms, value, step)
+        where = f"epoch {epoch}" + (f" (minibatch {step + 1})" if step is not None else "")
+        names = ", ".join(f"'{t}'" for t in terms)
+        super().__init__(
+            f"dataset '{dataset}', method '{method}': loss term {names} became {value} at {where}. "
+            "Fix: check the input for NaN/inf or empty cells, or lower lr / enable grad_clip")
+
+
+# ---------------------------------------------------------------------------- runtime
+def derive_seed(seed: int, *purpose: int) -> int:
+    """An independent 63-bit seed for one purpose (split, batch order, validation noise) of one run."""
+    return int(np.random.SeedSequence([int(seed), *purpose]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def resolve_device(requested: str | None, log: logging.Logger | None = None) -> torch.device:
+    """None -> CUDA when available, else CPU."""
+    if requested is None or str(requested) == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            from .errors import InputError
+            raise InputError(f"device '{requested}'", "CUDA is not available on this machine",
+                             "leave the device unset (auto) or set it to cpu")
+    return device
+
+
+@contextlib.contextmanager
+def torch_runtime(threads: int, seed: int, deterministic: bool = True) -> Iterator[None]:
+    """Threads, seeds and deterministic kernels for one training job; restores the previous settings.
+
+    Never more torch/BLAS threads than the job was given: torch's intra-op pool and numpy's BLAS
+    pools are both capped at ``threads``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, int(threads))
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    if deterministic:
+        # warn_only: on a GPU a few kernels (and cuBLAS without CUBLAS_WORKSPACE_CONFIG) have no
+        # deterministic variant; on the CPU everything the engine uses is deterministic.
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(prev_threads)
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+
+
+@torch.no_grad()
+def batched_apply(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, batch_size: int = 4096) -> list:
+    """Apply ``fn`` to row chunks of ``x`` (inference without holding every activation at once)."""
+    return [fn(chunk) for chunk in torch.split(x, batch_size)]
+
+
+# ---------------------------------------------------------------------------- engine
+def _make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # The fused CPU/GPU Adam kernel is ~4x faster than the foreach one on CPU; both are deterministic.
+    try:
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+
+
+def _fingerprint(cfg: TrainConfig, seed: int, data: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> str:
+    """Identity of a training run: a checkpoint is only resumed by the run that made it."""
+    summary = {k: [list(v.shape), str(v.dtype), float(v.double().sum())] for k, v in sorted(data.items())}
+    cfg_d = asdict(cfg)
+    for volatile in ("checkpoint_seconds", "log_every"):  # do not change the result
+        cfg_d.pop(volatile)
+    blob = json.dumps({"cfg": cfg_d, "seed": seed, "data": summary, "extra": extra}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _rng_state(device: torch.device, batch_gen: torch.Generator) -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state(), "batch": batch_gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any], device: torch.device, batch_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["cpu"])
+    batch_gen.set_state(state["batch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    cols = list(rows[0])
+    lines = ["\t".join(cols)] + ["\t".join(_fmt(r[c]) for c in cols) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _append_log(path: Path, row: dict[str, float], header: bool) -> None:
+    with open(path, "a") as fh:
+        if header:
+            fh.write("\t".join(row) + "\n")
+        fh.write("\t".join(_fmt(v) for v in row.values()) + "\n")
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if isinstance(v, int) else f"{v:.6g}"
+
+
+def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainConfig, *, seed: int,
+          outdir: str | Path | None, device: torch.device | str | None = None,
+          log: logging.Logger | None = None, dataset: str = "", method: str = "",
+          progress: bool = True, fingerprint_extra: Mapping[str, Any] | None = None,
+          on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train ``model`` on ``data`` (dict of tensors, first dimension = cells) and return its history.
+
+    ``on_epoch_end(epoch, row)`` runs after each epoch's log and checkpoint (the tests interrupt there).
+    ``fingerprint_extra`` (e.g. the model's configuration) is part of the identity a checkpoint must
+    match to be resumed.
+    """
+    log = log or logging.getLogger("livaebench")
+    device = resolve_device(None if device is None else str(device))
+    outdir = Path(outdir) if outdir is not None else None
+    if outdir is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+    cfg = config
+    t_start = time.perf_counter()
+
+    sizes = {k: v.shape[0] for k, v in data.items()}
+    n = next(iter(sizes.values()))
+    if any(s != n for s in sizes.values()):
+        raise ValueError(f"data tensors disagree on the number of cells: {sizes}")
+
+    # --- split (fixed by the seed, independent of the batch order)
+    split_gen = torch.Generator().manual_seed(derive_seed(seed, 1))
+    order = torch.randperm(n, generator=split_gen)
+    n_val = int(round(cfg.val_frac * n)) if cfg.val_frac > 0 else 0
+    if n_val and n - n_val < 2:
+        n_val = 0
+    val_idx_cpu, train_idx_cpu = order[:n_val], order[n_val:]
+    n_train = n - n_val
+    batch_size = min(cfg.batch_size or n_train, n_train)
+    n_batches = max(1, math.ceil(n_train / batch_size))
+    early_stopping = n_val > 0 and cfg.patience > 0
+
+    fingerprint = _fingerprint(cfg, seed, data, dict(fingerprint_extra or {}))
+    data = {k: v.to(device) for k, v in data.items()}
+    val_idx = val_idx_cpu.to(device)
+    model.to(device)
+    model.on_fit_start(n_train)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _make_optimizer(params, cfg)
+    weights_map = dict(model.loss_weights)
+    batch_gen = torch.Generator().manual_seed(derive_seed(seed, 2))
+    val_seed = derive_seed(seed, 3)
+
+    # --- state, possibly from a checkpoint
+    history: list[dict[str, float]] = []
+    start_epoch, step = 0, 0
+    best_val, best_epoch, bad_epochs, best_state = math.inf, 0, 0, None
+    finished = stopped_early = False
+    ckpt_path = outdir / CHECKPOINT_NAME if outdir is not None else None
+    resumed_from = 0
+    if ckpt_path is not None and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt.get("fingerprint") != fingerprint:
+            log.warning("%s/%s: %s was made by another configuration or data; starting afresh",
+                        dataset, method, ckpt_path)
+        else:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            _set_rng_state(ckpt["rng"], device, batch_gen)
+            history = ckpt["history"]
+            start_epoch, step = ckpt["epoch"], ckpt["step"]
+            best_val, best_epoch, bad_epochs = ckpt["best_val"], ckpt["best_epoch"], ckpt["bad_epochs"]
+            best_state = ckpt["best_state"]
+            finished, stopped_early = ckpt["finished"], ckpt["stopped_early"]
+            resumed_from = start_epoch
+            log.info("%s/%s: resuming from %s at epoch %d%s", dataset, method, ckpt_path, start_epoch,
+                     " (already finished)" if finished else "")
+    log_path = outdir / LOG_NAME if outdir is not None else None
+    if log_path is not None:
+        _write_log(log_path, history)  # drops rows written after the checkpoint by an interrupted run
+
+    log.info("%s/%s: training on %s (%d torch threads), %d train / %d validation cells, batch %d, "
+             "up to %d epochs", dataset, method, device, torch.get_num_threads(), n_train, n_val,
+             batch_size, cfg.epochs)
+
+    def checkpoint(epoch_done: int) -> None:
+        if ckpt_path is None:
+            return
+        _atomic_save({
+            "fingerprint": fingerprint, "epoch": epoch_done, "step": step,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": _rng_state(device, batch_gen), "history": history,
+            "best_val": best_val, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+            "best_state": best_state, "finished": finished, "stopped_early": stopped_early,
+        }, ckpt_path)
+
+    term_names: list[str] | None = [c for c in history[0] if c not in ("epoch", "loss", "val_loss", "seconds")] \
+        if history else None
+    last_ckpt = time.perf_counter()
+    bar = None
+    if not finished and start_epoch < cfg.epochs:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"{dataset}/{method}".strip("/"),
+                   unit="epoch", file=sys.stderr, disable=not progress, dynamic_ncols=True,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+    epoch = start_epoch
+    while not finished and epoch < cfg.epochs:
+        epoch += 1
+        t0 = time.perf_counter()
+        model.train()
+        perm = train_idx_cpu[torch.randperm(n_train, generator=batch_gen)].to(device)
+        acc = None
+        first_bad = None
+        for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
+            batch = {k: v.index_select(0, idx) for k, v in data.items()}
+            model.on_step(step)
+            terms = model.loss_terms(batch)
+            if term_names is None:
+                term_names = list(terms)
+            elif list(terms) != term_names:
+                raise RuntimeError(f"{type(model).__name__}.loss_terms changed its terms: {list(terms)} vs {term_names}")
+            total = sum(weights_map.get(k, 1.0) * v for k, v in terms.items())
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.grad_clip and cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+            optimizer.step()
+            step += 1
+            vec = torch.stack([v.detach() for v in terms.values()] + [total.detach()])
+            w = float(idx.shape[0])
+            if acc is None:
+                acc = vec * w
+                first_bad = torch.full_like(vec, -1.0)
+            else:
+                acc += vec * w
+            # first minibatch at which each term was non-finite (-1: never), kept on the device
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(vec), torch.full_like(vec, float(b)), first_bad)
+
+        means = (acc / n_train).tolist()
+        bad = first_bad.tolist()
+        if any(x >= 0 for x in bad):
+            earliest = min(x for x in bad if x >= 0)
+            names = [nm for nm, x in zip(term_names + ["loss"], bad) if x == earliest]
+            value = means[(term_names + ["loss"]).index(names[0])]
+            raise NonFiniteLossError(dataset, method, epoch, names, value, int(earliest))
+
+        val_loss = math.nan
+        if n_val:
+            val_loss = _validate(model, data, val_idx, batch_size, weights_map, device, val_seed)
+            if not math.isfinite(val_loss):
+                raise NonFiniteLossError(dataset, method, epoch, ["val_loss"], val_loss)
+        row: dict[str, float] = {"epoch": epoch, **dict(zip(term_names, means[:-1])), "loss": means[-1],
+                                 "val_loss": val_loss, "seconds": time.perf_counter() - t0}
+        history.append(row)
+
+        if early_stopping:
+            if val_loss < best_val - cfg.min_delta:
+                best_val, best_epoch, bad_epochs = val_loss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+                if bad_epochs >= cfg.patience:
+                    stopped_early = True
+        else:
+            best_epoch = epoch
+        finished = stopped_early or epoch >= cfg.epochs
+        if finished and cfg.restore_best and best_state is not None:
+            model.load_state_dict(best_state)
+
+        if log_path is not None:
+            _append_log(log_path, row, header=len(history) == 1)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", val=f"{val_loss:.4g}", refresh=False)
+        if epoch == 1 or finished or (cfg.log_every > 0 and epoch % cfg.log_every == 0):
+            log.info("%s/%s epoch %d/%d: loss %.5g val_loss %.5g (%s) %.2fs", dataset, method, epoch,
+                     cfg.epochs, row["loss"], val_loss,
+                     ", ".join(f"{k} {row[k]:.4g}" for k in term_names), row["seconds"])
+        if finished or time.perf_counter() - last_ckpt >= cfg.checkpoint_seconds:
+            checkpoint(epoch)
+            last_ckpt = time.perf_counter()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+
+    if bar is not None:
+        bar.close()
+    if stopped_early:
+        log.info("%s/%s: early stop at epoch %d (best validation loss %.5g at epoch %d)",
+                 dataset, method, epoch, best_val, best_epoch)
+    model.eval()
+    seconds = time.perf_counter() - t_start
+    epochs_run = len(history)
+    train_secs = sum(r["seconds"] for r in history)
+    info = {
+        "dataset": dataset, "method": method, "device": str(device), "torch_threads": torch.get_num_threads(),
+        "seed": seed, "epochs_run": epochs_run, "best_epoch": best_epoch, "stopped_early": stopped_early,
+        "resumed_from_epoch": resumed_from, "n_train": n_train, "n_val": n_val, "batch_size": batch_size,
+        "train_seconds": train_secs, "cells_per_second": n_train * epochs_run / train_secs if train_secs else None,
+        "config": asdict(cfg),
+    }
+    if outdir is not None:
+        (outdir / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n")
+    return TrainResult(history, epochs_run, best_epoch, stopped_early, resumed_from, str(device),
+                       n_train, n_val, seconds, info)
+
+
+@torch.no_grad()
+def _validate(model: EngineModel, data, val_idx, batch_size, weights_map, device, val_seed) -> float:
+    """Weighted validation loss per cell, with the same noise every epoch and no effect on training RNG."""
+    model.eval()
+    total = torch.zeros((), device=device)
+    fork_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(val_seed)
+        for idx in torch.split(val_idx, batch_size):
+            batch = {k: v.index_select(0, idx) for k, v in data.items()}
+            terms = model.loss_terms(batch)
+            total += sum(weights_map.get(k, 1.0) * v for k, v in terms.items()) * idx.shape[0]
+    model.train()
+    return float(total) / val_idx.shape[0]

@@ -1,0 +1,105 @@
+# Configuration, dataset registry and target lists shared by every rule file.
+import os
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+LIB_DIR = str(Path(workflow.basedir) / "workflow" / "lib")
+# The library is importable without installation: here for the Snakefile, through PYTHONPATH for jobs
+# (local, conda or SLURM, which inherit the environment).
+sys.path.insert(0, LIB_DIR)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [LIB_DIR, os.environ.get("PYTHONPATH", "")] if p)
+
+from livaebench.config import load_registry, validate_config
+from livaebench.errors import InputError
+from livaebench.methods import get_method
+
+SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+CONDA_ENV = "../../envs/livaebench.yaml"
+
+try:
+    validate_config(config, SCHEMAS / "config.schema.yaml")
+    DATASETS = load_registry(config["datasets"], SCHEMAS / "datasets.schema.yaml")
+    METHODS = {name: get_method(name) for name in config["methods"]}
+except InputError as err:
+    raise WorkflowError(str(err)) from None
+
+
+wildcard_constraints:
+    dataset="|".join(map(re.escape, DATASETS.index)),
+    method="|".join(map(re.escape, METHODS)),
+    seed=r"\d+",
+
+
+def dataset_row(wildcards):
+    return DATASETS.loc[wildcards.dataset].to_dict()
+
+
+def methods_for(dataset):
+    modality = DATASETS.loc[dataset, "modality"]
+    return [name for name, method in METHODS.items() if modality in method.modalities]
+
+
+def embedding_path(dataset, method, seed):
+    return f"results/embeddings/{dataset}/{method}/seed{seed}.h5ad"
+
+
+def metrics_path(dataset, method, seed):
+    return f"results/metrics/{dataset}/{method}/seed{seed}.tsv"
+
+
+def all_runs():
+    """(dataset, method, seed) for every run the config asks for."""
+    return [(d, m, s) for d in DATASETS.index for m in methods_for(d) for s in config["seeds"]]
+
+
+def embedding_targets():
+    return [embedding_path(*run) for run in all_runs()]
+
+
+def metric_targets():
+    return [metrics_path(*run) for run in all_runs()]
+
+
+def comparison_spec(name):
+    """A comparison family restricted to what this run has: configured methods and matching datasets."""
+    spec = dict(config["comparisons"][name])
+    modality = spec.get("modality", "any")
+    datasets = spec.get("datasets") or [
+        d for d in DATASETS.index if modality == "any" or DATASETS.loc[d, "modality"] == modality
+    ]
+    spec["datasets"] = [d for d in datasets if d in DATASETS.index and spec["reference"] in methods_for(d)]
+    spec["baselines"] = [m for m in spec["baselines"] if m in METHODS]
+    return spec
+
+
+def active_comparisons():
+    """Comparisons whose reference and at least one baseline run on at least one dataset here."""
+    active = []
+    for name in config["comparisons"]:
+        spec = comparison_spec(name)
+        if spec["reference"] in METHODS and spec["baselines"] and spec["datasets"]:
+            active.append(name)
+    return active
+
+
+def comparison_targets():
+    return expand("results/stats/{comparison}.tsv", comparison=active_comparisons())
+
+
+def batch_datasets():
+    return [d for d in DATASETS.index if DATASETS.loc[d, "batch_key"]]
+
+
+def figure_targets():
+    targets = []
+    for name in active_comparisons():
+        plots = ["boxplots", "delta"] + (["sensitivity"] if config["comparisons"][name].get("sweep") else [])
+        targets += expand("results/figures/{comparison}/{plot}.{ext}", comparison=name, plot=plots,
+                          ext=["png", "pdf"])
+    targets += expand("results/figures/umap/{dataset}.{ext}", dataset=DATASETS.index, ext=["png", "pdf"])
+    if batch_datasets():
+        targets += expand("results/figures/ilisi_subsample.{ext}", ext=["png", "pdf"])
+    return targets

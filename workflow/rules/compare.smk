@@ -1,0 +1,16 @@
+# Paired statistics per comparison family (METHODS §4).
+
+
+rule compare:
+    input:
+        "results/metrics/all.tsv",
+    output:
+        "results/stats/{comparison}.tsv",
+    params:
+        spec=lambda w: comparison_spec(w.comparison),
+    log:
+        "logs/compare/{comparison}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/compare.py"

@@ -1,0 +1,43 @@
+# Raw counts for every dataset: downloaded from GEO (source: geo) or read from a local file (source: file).
+
+
+localrules:
+    fetch_geo,
+
+
+rule fetch_geo:
+    output:
+        directory("results/downloads/{dataset}"),
+    params:
+        accession=lambda w: DATASETS.loc[w.dataset, "accession"],
+        pattern=lambda w: DATASETS.loc[w.dataset, "pattern"] or ".*",
+        geo=config["geo"],
+    log:
+        "logs/fetch_geo/{dataset}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/fetch_geo.py"
+
+
+def counts_source(wildcards):
+    row = DATASETS.loc[wildcards.dataset]
+    if row["source"] == "geo":
+        return rules.fetch_geo.output[0].format(dataset=wildcards.dataset)
+    return row["path"]
+
+
+rule assemble_counts:
+    input:
+        counts_source,
+    output:
+        "results/data/{dataset}/counts.h5ad",
+    params:
+        row=dataset_row,
+        seed=config["seeds"][0],
+    log:
+        "logs/assemble_counts/{dataset}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/assemble_counts.py"

@@ -1,0 +1,30 @@
+# The metric panel (METHODS §3) for every embedding, then one table of everything.
+
+
+rule evaluate:
+    input:
+        "results/embeddings/{dataset}/{method}/seed{seed}.h5ad",
+    output:
+        "results/metrics/{dataset}/{method}/seed{seed}.tsv",
+    params:
+        options=config["metrics"],
+    threads: config["threads"]["evaluate"]
+    log:
+        "logs/evaluate/{dataset}/{method}/seed{seed}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/evaluate.py"
+
+
+rule gather_metrics:
+    input:
+        metric_targets(),
+    output:
+        "results/metrics/all.tsv",
+    log:
+        "logs/gather_metrics.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/gather_metrics.py"

@@ -1,0 +1,17 @@
+# QC, feature selection and normalisation (METHODS §1): RNA and ATAC.
+
+
+rule preprocess:
+    input:
+        rules.assemble_counts.output,
+    output:
+        "results/data/{dataset}/preprocessed.h5ad",
+    params:
+        row=dataset_row,
+        options=config["preprocess"],
+    log:
+        "logs/preprocess/{dataset}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/preprocess.py"

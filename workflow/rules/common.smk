@@ -10,7 +10,7 @@ LIB_DIR = str(Path(workflow.basedir) / "workflow" / "lib")
 # The library is importable without installation: here for the Snakefile, through PYTHONPATH for jobs
 # (local, conda or SLURM, which inherit the environment).
 sys.path.insert(0, LIB_DIR)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [LIB_DIR, os.environ.get("PYTHONPATH", "")] if p)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in [LIB_DIR, os.getenv("PYTHONPATH")] if p))
 
 from livaebench.config import load_registry, validate_config
 from livaebench.errors import InputError
@@ -40,6 +40,14 @@ def dataset_row(wildcards):
 def methods_for(dataset):
     modality = DATASETS.loc[dataset, "modality"]
     return [name for name, method in METHODS.items() if modality in method.modalities]
+
+
+def counts_source(wildcards):
+    """Input of assemble_counts: the GEO download folder or the registry's local path."""
+    row = DATASETS.loc[wildcards.dataset]
+    if row["source"] == "geo":
+        return f"results/downloads/{wildcards.dataset}"
+    return row["path"]
 
 
 def embedding_path(dataset, method, seed):

@@ -20,13 +20,6 @@ rule fetch_geo:
         "../../scripts/fetch_geo.py"
 
 
-def counts_source(wildcards):
-    row = DATASETS.loc[wildcards.dataset]
-    if row["source"] == "geo":
-        return rules.fetch_geo.output[0].format(dataset=wildcards.dataset)
-    return row["path"]
-
-
 rule assemble_counts:
     input:
         counts_source,

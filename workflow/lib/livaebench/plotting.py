@@ -82,14 +82,7 @@ def _boxes(ax, groups: list[list[np.ndarray]], colors: list, *, rng: np.random.G
             values = values[np.isfinite(values)]
             if values.size == 0:
                 continue
-            ax.boxplot(values, positions=[centres[i, j]], widths=width * 0.8, patch_artist=True,
-                       showfliers=False, manage_ticks=False,
-                       boxprops=dict(facecolor=colors[j], edgecolor="0.2", alpha=0.85, linewidth=0.8),
-                       medianprops=dict(color="0.1", linewidth=1.2),
-                       whiskerprops=dict(color="0.3", linewidth=0.8), capprops=dict(color="0.3", linewidth=0.8))
-            jitter = rng.uniform(-0.25, 0.25, values.size) * width
-            ax.scatter(centres[i, j] + jitter, values, s=7, color="0.15", alpha=0.55, linewidths=0,
-                       zorder=3, rasterized=values.size > 500)
+            _box_or_points(ax, centres[i, j], values, colors[j], width * 0.8, rng)
     ax.set_xlim(-0.5, n_slots - 0.5)
     return centres
 
@@ -148,7 +141,7 @@ def metric_boxplots(metrics: pd.DataFrame, stats: pd.DataFrame | None, *, refere
         data = {m: values_of(m) for m in metric_names}
         present = [m for m in metric_names if data[m] is not None]
         if not present:
-            _no_data(ax)
+            _no_data(ax, "no data for these metrics")
             return
         centres = _boxes(ax, [data[m] for m in present], colors, rng=rng)
         ax.set_xticks(range(len(present)), [_metric_label(m) for m in present],
@@ -230,6 +223,7 @@ def delta_boxplots(metrics: pd.DataFrame, *, reference: str, baselines: list[str
             for i, (b, d) in enumerate(zip(baselines, deltas)):
                 _boxes_at(ax, i, d, colors_by[b], rng)
             ax.axhline(0, color="0.25", linewidth=0.9, linestyle="--", zorder=1)
+            ax.grid(axis="x", visible=False)
             ax.set_xlim(-0.5, len(baselines) - 0.5)
             ax.set_xticks(range(len(baselines)), baselines, rotation=40 if long_names else 0,
                           ha="right" if long_names else "center")
@@ -245,14 +239,26 @@ def delta_boxplots(metrics: pd.DataFrame, *, reference: str, baselines: list[str
 def _boxes_at(ax, x: float, values, color, rng) -> None:
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
-    if values.size == 0:
+    if values.size:
+        _box_or_points(ax, x, values, color, 0.6, rng)
+
+
+MIN_BOX = 4  # quartiles of fewer points are interpolation, not data: show the points and their median
+
+
+def _box_or_points(ax, x: float, values: np.ndarray, color, width: float, rng) -> None:
+    """A box with the points over it; with fewer than MIN_BOX points, coloured points and a median bar."""
+    jitter = rng.uniform(-0.3, 0.3, values.size) * width
+    if values.size < MIN_BOX:
+        ax.hlines(np.median(values), x - width / 2, x + width / 2, color=color, linewidth=2.2, zorder=2)
+        ax.scatter(x + jitter, values, s=26, color=color, edgecolors="0.15", linewidths=0.6, zorder=3)
         return
-    ax.boxplot(values, positions=[x], widths=0.6, patch_artist=True, showfliers=False, manage_ticks=False,
+    ax.boxplot(values, positions=[x], widths=width, patch_artist=True, showfliers=False, manage_ticks=False,
                boxprops=dict(facecolor=color, edgecolor="0.2", alpha=0.85, linewidth=0.8),
                medianprops=dict(color="0.1", linewidth=1.2),
                whiskerprops=dict(color="0.3", linewidth=0.8), capprops=dict(color="0.3", linewidth=0.8))
-    ax.scatter(x + rng.uniform(-0.15, 0.15, values.size), values, s=9, color="0.15", alpha=0.6,
-               linewidths=0, zorder=3)
+    ax.scatter(x + jitter, values, s=8, color="0.15", alpha=0.55, linewidths=0, zorder=3,
+               rasterized=values.size > 500)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +323,7 @@ def umap_grid(embeddings: Mapping[str, "anndata.AnnData"], *, color_keys: list[s
                 per_col = 18
                 axes[r, -1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), title=key,
                                    ncols=-(-len(handles) // per_col), fontsize=8, title_fontsize=9,
-                                   handletextpad=0.2, columnspacing=0.8, borderaxespad=0)
+                                   handletextpad=0.2, columnspacing=0.8, borderaxespad=0, alignment="left")
             elif mappable is not None:
                 fig.colorbar(mappable, ax=axes[r, :].tolist(), label=key, shrink=0.8)
         fig.suptitle(f"{title}  ({basis.removeprefix('X_').upper()} of each method's latent space)", fontsize=14)
@@ -359,12 +365,18 @@ def _panels(metrics_list: list[str]) -> list[tuple[str, list[str]]]:
     return panels
 
 
-def _mean_sd_line(ax, x, mean, sd, *, color, label, marker="o"):
+def _mean_sd_line(ax, x, mean, sd, *, color, label, marker="o", band=True, shift=0.0):
+    """Mean line with ± s.d. as a band (one line per axis) or as dodged error bars (several lines,
+    where overlapping bands would hide each other)."""
     x, mean, sd = (np.asarray(v, float) for v in (x, mean, sd))
-    ax.plot(x, mean, marker=marker, color=color, label=label, linewidth=1.6, markersize=5)
-    ok = np.isfinite(sd)
-    if ok.any():
-        ax.fill_between(x[ok], (mean - sd)[ok], (mean + sd)[ok], color=color, alpha=0.15, linewidth=0)
+    if band:
+        ax.plot(x, mean, marker=marker, color=color, label=label, linewidth=1.6, markersize=5)
+        ok = np.isfinite(sd)
+        if ok.any():
+            ax.fill_between(x[ok], (mean - sd)[ok], (mean + sd)[ok], color=color, alpha=0.18, linewidth=0)
+    else:
+        ax.errorbar(x + shift, mean, yerr=np.where(np.isfinite(sd), sd, 0), marker=marker, color=color,
+                    label=label, linewidth=1.4, markersize=4.5, capsize=2.5, elinewidth=0.9)
 
 
 def sensitivity_lines(metrics: pd.DataFrame, *, sweep: Mapping[str, float], param_name: str, metrics_list: list[str],
@@ -384,23 +396,29 @@ def sensitivity_lines(metrics: pd.DataFrame, *, sweep: Mapping[str, float], para
         for ax in axes.flat[len(panels):]:
             ax.set_visible(False)
         for ax, (panel, names) in zip(axes.flat, panels):
-            drawn = 0
+            drawn, span = [], (max(xs) - min(xs)) if len(xs) > 1 else 1.0
             for k, metric in enumerate(names):
                 wide = st.paired_values(means, metric, order, datasets)
                 if not len(wide):
                     continue
                 sd = wide.std(ddof=1).to_numpy() if len(wide) > 1 else np.full(len(order), np.nan)
-                _mean_sd_line(ax, xs, wide.mean().to_numpy(), sd, color=palette[k % 10],
-                              label=f"{_metric_label(metric)} (n={len(wide)})")
-                drawn += 1
-            ax.set_title(panel)
+                shift = (k - (len(names) - 1) / 2) * 0.012 * span
+                _mean_sd_line(ax, xs, wide.mean().to_numpy(), sd, color=palette[k % 10], band=len(names) == 1,
+                              shift=shift, label=f"{_metric_label(metric)} (n={len(wide)})")
+                drawn.append(len(wide))
             ax.set_xlabel(param_name)
             ax.set_xticks(xs, [f"{x:g}" for x in xs])
-            if drawn:
-                ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0)
-                ax.set_ylabel("mean ± s.d." if panel in st.METRIC_GROUPS else panel)
-            else:
+            ax.grid(axis="x", visible=False)
+            if not drawn:
+                ax.set_title(panel)
                 _no_data(ax)
+            elif len(names) > 1:
+                ax.set_title(panel)
+                ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, borderaxespad=0)
+                ax.set_ylabel("score (mean ± s.d.)")
+            else:
+                ax.set_title(f"{panel}  (n={drawn[0]})")
+                ax.set_ylabel(f"{names[0]} (mean ± s.d.)")
         fig.suptitle(f"{title}\nmean ± s.d. over datasets of the seed means; n = datasets per metric", fontsize=13)
         return _save(fig, out_png)
 
@@ -430,10 +448,12 @@ def ilisi_vs_subsample(metrics: pd.DataFrame, *, methods: list[str], out_png, ti
         fig = Figure(figsize=(8.0, 4.8), layout="constrained")
         ax = fig.subplots()
         if table["mean"].notna().any():
-            for method in methods:
-                rows = table[table["method"] == method]
-                _mean_sd_line(ax, rows["n_cells"], rows["mean"], rows["sd"], color=colors[method], label=method)
             sizes = sorted(table["n_cells"].unique())
+            span = (max(sizes) - min(sizes)) or 1.0
+            for k, method in enumerate(methods):
+                rows = table[table["method"] == method]
+                _mean_sd_line(ax, rows["n_cells"], rows["mean"], rows["sd"], color=colors[method], label=method,
+                              band=len(methods) <= 2, shift=(k - (len(methods) - 1) / 2) * 0.008 * span)
             ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
             ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="method", borderaxespad=0)
             n = table.loc[table["n_datasets"] > 0, "n_datasets"]
@@ -442,6 +462,6 @@ def ilisi_vs_subsample(metrics: pd.DataFrame, *, methods: list[str], out_png, ti
         else:
             _no_data(ax, "no iLISI_n{N} metrics (no multi-batch dataset?)")
         ax.set_xlabel("subsample size (cells)")
-        ax.set_ylabel("iLISI (scaled, 0–1; higher = better mixed)")
+        ax.set_ylabel("iLISI (scaled 0–1; higher: better mixing)")
         fig.suptitle(title, fontsize=13)
         return _save(fig, out_png)

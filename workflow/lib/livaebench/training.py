@@ -119,7 +119,7 @@ def derive_seed(seed: int, *purpose: int) -> int:
     return int(np.random.SeedSequence([int(seed), *purpose]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def resolve_device(requested: str | None, log: logging.Logger | None = None) -> torch.device:
+def resolve_device(requested: str | None) -> torch.device:
     """None -> CUDA when available, else CPU."""
     if requested is None or str(requested) == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -165,11 +165,13 @@ def _parse_soft(path: Path, accession: str, *, dataset: str):
 
     try:
         obj = GEOparse.get_GEO(filepath=str(path), geotype=accession[:3], silent=True)
+    except GEOparse.GEOparse.NoEntriesException:
+        return None  # NCBI answers an unknown GSM with a page that holds no SOFT entry
     except (*CORRUPT_ERRORS, StopIteration, AssertionError) as exc:
         raise InputError(_what(dataset, path), f"cannot be parsed as GEO SOFT ({_one_line(exc)})",
                          REDOWNLOAD_FIX) from exc
     if obj.name != accession:
-        return None  # NCBI answers an unknown GSM with an HTML/empty page, not a 404
+        return None  # a SOFT of some other record
     return obj
 
 
@@ -325,7 +327,7 @@ def _sample_of(path: Path, hint: str) -> str:
     return m[1] if m else hint
 
 
-def _read_piece(kind: str, files, *, dataset: str) -> ad.AnnData:
+def _read_piece(kind: str, files, *, dataset: str, orientation: str) -> ad.AnnData:
     if kind == "10x":
         return read_10x_triplet(files["matrix"], files["barcodes"], files["features"], dataset=dataset,
                                 corrupt_fix=REDOWNLOAD_FIX)
@@ -333,10 +335,10 @@ def _read_piece(kind: str, files, *, dataset: str) -> ad.AnnData:
         return _read_10x_h5(files, dataset=dataset, corrupt_fix=REDOWNLOAD_FIX)
     if kind == "h5ad":
         return read_h5ad_checked(files, dataset=dataset)
-    return _read_dense(files, dataset=dataset, orientation="auto", corrupt_fix=REDOWNLOAD_FIX)
+    return _read_dense(files, dataset=dataset, orientation=orientation, corrupt_fix=REDOWNLOAD_FIX)
 
 
-def assemble_geo(destdir, *, dataset: str) -> ad.AnnData:
+def assemble_geo(destdir, *, dataset: str, orientation: str = "auto") -> ad.AnnData:
     """Assemble the files listed in ``{destdir}/manifest.tsv`` into one raw-count AnnData.
 
     Recognized: 10x triplets (``[prefix]barcodes/features|genes/matrix`` files, grouped by prefix), 10x
@@ -344,8 +346,9 @@ def assemble_geo(destdir, *, dataset: str) -> ad.AnnData:
     extracted first. Other files are skipped (logged). Matrices of samples are concatenated (outer join
     of features, missing = 0) with ``obs['sample']`` = the GSM id (from the file name, else the manifest)
     and cell names prefixed by it; the GSM characteristics in ``samples.tsv`` become obs columns. Several
-    series-level matrices are concatenated with ``obs['sample']`` = the file name. Values are not
-    checked here: call ``validate_counts``.
+    series-level matrices are concatenated with ``obs['sample']`` = the file name. ``orientation``
+    applies to dense tables (see ``io.decide_orientation``). Values are not checked here: call
+    ``validate_counts``.
     """
     destdir = Path(destdir)
     manifest_path = destdir / "manifest.tsv"
@@ -397,7 +400,7 @@ def assemble_geo(destdir, *, dataset: str) -> ad.AnnData:
 
     adatas, keys = [], []
     for sample, kind, files, named_by in sorted(pieces, key=lambda p: (p[0], str(p[3]))):
-        a = _read_piece(kind, files, dataset=dataset)
+        a = _read_piece(kind, files, dataset=dataset, orientation=orientation)
         a.X = sp.csr_matrix(a.X)
         a.obs = a.obs.iloc[:, :0]  # per-file annotations differ; characteristics come from samples.tsv
         key = sample or named_by.name

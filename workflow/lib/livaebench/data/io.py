@@ -12,6 +12,7 @@ import gzip
 import logging
 import os
 import re
+import warnings
 import zlib
 from pathlib import Path
 from typing import Iterable
@@ -100,8 +101,9 @@ def read_10x_triplet(matrix: Path, barcodes: Path, features: Path, *, dataset: s
     var = pd.DataFrame({"gene_ids": ids}, index=pd.Index(names.astype(str)))
     if feats.shape[1] > 2:
         var["feature_types"] = feats[2].to_numpy()
-    adata = ad.AnnData(X=mat, obs=pd.DataFrame(index=pd.Index(cells, dtype=str)), var=var)
-    return adata
+    with warnings.catch_warnings():  # duplicate gene symbols are common; validate_counts makes them unique
+        warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
+        return ad.AnnData(X=mat, obs=pd.DataFrame(index=pd.Index(cells, dtype=str)), var=var)
 
 
 def _read_10x_dir(path: Path, *, dataset: str) -> ad.AnnData:
@@ -198,7 +200,8 @@ def _read_dense(path: Path, *, dataset: str, orientation: str, corrupt_fix: str 
             except (TypeError, ValueError) as exc:
                 bad = next(c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c]))
                 raise InputError(_what(dataset, path), f"column '{bad}' holds non-numeric values",
-                                 "a dense matrix needs row labels in the first column and numbers elsewhere") from exc
+                                 "a dense matrix needs row labels in the first column and counts elsewhere "
+                                 "(for GEO: narrow the pattern to the count files)") from exc
             chunks.append(sp.csr_matrix(block))
             row_labels.extend(chunk.index.astype(str))
             if n_annot:
@@ -209,8 +212,11 @@ def _read_dense(path: Path, *, dataset: str, orientation: str, corrupt_fix: str 
         raise InputError(_what(dataset, path), "is empty (no rows or columns)", "supply a non-empty count matrix") from exc
     except CORRUPT_ERRORS as exc:
         raise InputError(_what(dataset, path), f"cannot be read as a table ({_one_line(exc)})", corrupt_fix) from exc
-    if not chunks:
+    if not row_labels:
         raise InputError(_what(dataset, path), "has a header but no data rows", "supply a non-empty count matrix")
+    if n_annot == len(columns):
+        raise InputError(_what(dataset, path), "has no numeric columns",
+                         "a dense matrix needs row labels in the first column and counts elsewhere")
     mat = sp.vstack(chunks).tocsr()
     rows = pd.Index(row_labels)
     cols = pd.Index(columns[n_annot:].astype(str))

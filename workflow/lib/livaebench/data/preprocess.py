@@ -109,8 +109,9 @@ def _qc(counts: sp.csr_matrix, var_names: pd.Index, *, dataset: str, modality: s
     if not keep_cells.any():
         raise InputError(
             f"dataset '{dataset}'",
-            f"no cell passes QC (min_genes={min_genes}, max_mito_pct={max_mito_pct}; the richest cell has "
-            f"{int(n_feat.max()) if n_feat.size else 0} detected features)",
+            f"no cell passes QC (min_genes={min_genes}"
+            + (f", max_mito_pct={max_mito_pct}" if max_mito_pct is not None else "")
+            + f"; the richest cell has {int(n_feat.max()) if n_feat.size else 0} detected features)",
             "lower min_genes (for ATAC: the minimum number of peaks) or raise max_mito_pct in the config",
         )
     n_cells = np.bincount(counts[keep_cells].indices, minlength=counts.shape[1])

@@ -1,0 +1,151 @@
+"""The workflow itself, run for real with the snakemake CLI: lint, plans, config errors, end to end."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from workflow_helpers import REPO, shipped_rows, snakemake, write_config, write_registry
+
+ARCHITECTURE_METRICS = ("NMI ARI ASW CAL DAV COR umap_dcorr umap_qlocal umap_qglobal umap_overall tsne_dcorr "
+                        "tsne_qlocal tsne_qglobal tsne_overall manifold_dim spectral_decay participation anisotropy "
+                        "directionality noise_resilience core_intrinsic overall_intrinsic").split()
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse snakemake's 'Job stats' table of a dry run into {rule: count}."""
+    block = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_lint_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_default_dry_run_plans_every_dataset_and_method():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    n_datasets = len(pd.read_csv(REPO / config["datasets"], sep="\t"))
+    expected_runs = n_datasets * len(config["methods"]) * len(config["seeds"])
+    existing = len(list((REPO / "results" / "embeddings").glob("*/*/seed*.h5ad")))
+    # A dry run in a checkout that already ran plans only what is missing or outdated.
+    assert counts.get("embed", 0) in range(expected_runs - existing, expected_runs + 1)
+    if existing == 0:
+        assert counts["train"] == counts["embed"] == counts["evaluate"] == expected_runs
+        assert counts["preprocess"] == counts["assemble_counts"] == n_datasets
+
+
+def test_one_target_plans_only_its_own_chain(tmp_path):
+    registry = write_registry(tmp_path / "datasets.tsv", shipped_rows(300))
+    config = write_config(tmp_path, datasets=str(registry), methods=["pca", "nmf"])
+    result = snakemake(tmp_path, config, "-n", "results/metrics/pancreas/pca/seed0.tsv")
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout) == {"assemble_counts": 1, "preprocess": 1, "train": 1, "embed": 1,
+                                         "evaluate": 1, "total": 5}
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"methodz": ["pca"]}, "methodz"),
+    ({"seeds": ["zero"]}, "seeds.0"),
+    ({"metrics": {"max_cells": "many"}}, "metrics.max_cells"),
+])
+def test_bad_config_key_is_named(tmp_path, override, key):
+    registry = write_registry(tmp_path / "datasets.tsv", shipped_rows(300))
+    config = write_config(tmp_path, datasets=str(registry), **override)
+    result = snakemake(tmp_path, config, "-n")
+    assert result.returncode != 0
+    assert f"key '{key}" in result.stderr, result.stderr[-2000:]
+
+
+def test_unknown_method_and_bad_registry_are_named(tmp_path):
+    registry = write_registry(tmp_path / "datasets.tsv", shipped_rows(300))
+    config = write_config(tmp_path, datasets=str(registry), methods=["pca", "umapx"])
+    result = snakemake(tmp_path, config, "-n")
+    assert result.returncode != 0 and "method 'umapx': is not in the method registry" in result.stderr
+    rows = shipped_rows(300)
+    rows[1]["modality"] = "protein"
+    bad = write_registry(tmp_path / "bad.tsv", rows)
+    config = write_config(tmp_path, datasets=str(bad), methods=["pca"])
+    result = snakemake(tmp_path, config, "-n")
+    assert result.returncode != 0
+    assert "line 3 (dataset 'cellbench')" in result.stderr and "modality" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One real end-to-end run on the three shipped datasets, reduced to 250 cells each."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    registry = write_registry(workdir / "datasets.tsv", shipped_rows(250))
+    config = write_config(
+        workdir, datasets=str(registry), methods=["pca", "nmf", "livae", "vae"],
+        method_params={"livae": {"epochs": 3}, "vae": {"epochs": 3}},
+        metrics={"max_cells": 200, "n_clusters": None, "ilisi_subsample_sizes": [100, 200]},
+        comparisons={"livae_vs_baselines": {"reference": "livae", "baselines": ["vae", "pca", "nmf"]},
+                     "livae_vs_vae_atac": {"reference": "livae", "baselines": ["vae"], "modality": "atac"}},
+    )
+    result = snakemake(workdir, config, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir
+
+
+@pytest.mark.workflow
+def test_end_to_end_embeddings(finished_run):
+    for dataset, label, batch in [("pancreas", "clusters", ""), ("cellbench", "cell_line", "batch"),
+                                  ("atac_bmmc", "cell_type", "Group")]:
+        for method in ["pca", "nmf", "livae", "vae"]:
+            emb = ad.read_h5ad(finished_run / f"results/embeddings/{dataset}/{method}/seed0.h5ad")
+            assert emb.n_obs == 250
+            assert emb.obsm["X_latent"].shape == (250, 10)
+            assert emb.obsm["X_umap"].shape == emb.obsm["X_tsne"].shape == (250, 2)
+            assert np.isfinite(emb.obsm["X_tsne"]).all()
+            assert label in emb.obs and (not batch or batch in emb.obs)
+        livae = ad.read_h5ad(finished_run / f"results/embeddings/{dataset}/livae/seed0.h5ad")
+        assert livae.obsm["X_bottleneck"].shape == (250, 2)
+        assert (finished_run / f"results/models/{dataset}/livae/seed0/train_log.tsv").is_file()
+
+
+@pytest.mark.workflow
+def test_end_to_end_metrics_stats_figures(finished_run):
+    table = pd.read_csv(finished_run / "results/metrics/all.tsv", sep="\t")
+    assert list(table.columns[:5]) == ["dataset", "method", "seed", "metric", "value"]
+    assert set(ARCHITECTURE_METRICS) <= set(table["metric"])
+    ilisi = table[table["metric"] == "iLISI"]
+    assert set(ilisi["dataset"]) == {"cellbench", "atac_bmmc"}  # only the datasets with a batch column
+    assert len(table) == table[["dataset", "method", "seed", "metric"]].drop_duplicates().shape[0]
+    stats = pd.read_csv(finished_run / "results/stats/livae_vs_baselines.tsv", sep="\t")
+    assert list(stats.columns) == ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test",
+                                   "stars", "n_datasets"]
+    assert set(stats["baseline"]) == {"vae", "pca", "nmf"} and (stats["n_datasets"] == 3).all()
+    atac = pd.read_csv(finished_run / "results/stats/livae_vs_vae_atac.tsv", sep="\t")
+    assert (atac["n_datasets"] == 1).all() and atac["p_value"].isna().all()  # one dataset: no test, said so
+    assert atac["test"].str.contains("insufficient").all()
+    for figure in ["livae_vs_baselines/boxplots", "livae_vs_baselines/delta", "umap/pancreas", "umap/cellbench",
+                   "ilisi_subsample"]:
+        assert (finished_run / f"results/figures/{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (finished_run / f"results/figures/{figure}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.workflow
+def test_rerun_is_up_to_date(finished_run):
+    result = snakemake(finished_run, finished_run / "config.yaml", "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr

@@ -1,0 +1,121 @@
+"""LiVAE, its ablations, likelihood variants and sweeps, and the VAE-family baselines, registered as methods.
+
+Every entry is one configuration of ``models.livae.LiVAE`` trained by ``training.train``.
+
+Families (the ``family`` column that comparisons and figures group by):
+
+* ``livae``      — vae, ivae, livae (the paper's main comparison, Table 1)
+* ``ablation``   — ivae_nomain, ivae_nobn, livae_nomain, livae_nobn, livae_views
+* ``likelihood`` — livae_nb, livae_zinb, livae_poisson, livae_zip
+* ``sweep``      — livae_lambda{1,5,10}, livae_k{2,4,6,8,10}, livae_d{5,10,15,20}
+* ``vae_family`` — betavae, betatcvae, dipvae, infovae (METHODS §7; same trunk, other regularizer)
+
+Notes on the table of METHODS §2: ``ivae_nobn`` (λ = 0, w_bn = 0) leaves the bottleneck untrained and
+is therefore the plain VAE; it is kept because the paper's ablation lists it. A model exports
+``X_bottleneck`` (le, k-dimensional: 2-D at the default k) only when its bottleneck is trained.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models.likelihoods import get_likelihood
+from ..models.livae import LiVAE, LiVAEConfig, count_tensors
+from ..training import TrainConfig, resolve_device, torch_runtime, train
+from .registry import FitContext, register
+
+# Parameters every method here takes (ctx.params = these, updated by the config's method_params).
+COMMON_DEFAULTS = {
+    "epochs": 400, "batch_size": 128, "lr": 1e-4, "weight_decay": 0.0, "grad_clip": 1.0,
+    "val_frac": 0.15, "patience": 25, "checkpoint_seconds": 60.0,
+    "latent_dim": 10, "bottleneck_dim": 2, "hidden": 128, "likelihood": "auto",
+    "w_main": 1.0, "w_bn": 1.0, "beta": 1.0, "lam": 10.0,
+}
+_MODEL_KEYS = ("latent_dim", "bottleneck_dim", "hidden", "w_main", "w_bn", "beta", "lam",
+               "tc_beta", "dip_lambda_od", "dip_lambda_d", "mmd_weight")
+_TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "val_frac", "patience",
+               "checkpoint_seconds")
+
+
+def fit_vae_model(ctx: FitContext, *, geo_pair: str = "bottleneck", regularizer: str = "none",
+                  progress: bool = True) -> dict[str, np.ndarray]:
+    """Train one LiVAE-class model on ``ctx.adata`` and return μ (and le for bottleneck models).
+
+    Writes to ``ctx.outdir``: train_log.tsv, train_info.json, checkpoint.pt (resumable) and model.pt.
+    """
+    p = ctx.params
+    with torch_runtime(ctx.threads, ctx.seed):
+        device = resolve_device(ctx.device)
+        likelihood = get_likelihood(p["likelihood"], ctx.modality).name
+        data, cap = count_tensors(ctx.adata, ctx.dataset)
+        config = LiVAEConfig(n_input=data["x"].shape[1], likelihood=likelihood, geo_pair=geo_pair, count_cap=cap,
+                             regularizer=regularizer, **{k: p[k] for k in _MODEL_KEYS if k in p})
+        model = LiVAE(config)  # initialised from the seed torch_runtime set
+        ctx.log.info("%s/%s: device %s, likelihood %s, %d cells x %d features", ctx.dataset, ctx.method,
+                     device, likelihood, *data["x"].shape)
+        train_cfg = TrainConfig(**{k: p[k] for k in _TRAIN_KEYS})
+        result = train(model, data, train_cfg, seed=ctx.seed, outdir=ctx.outdir, device=device, log=ctx.log,
+                       dataset=ctx.dataset, method=ctx.method, progress=progress,
+                       fingerprint_extra=model.describe())
+        mu, le = model.embed(data["x"].to(device))
+        outdir = Path(ctx.outdir)
+        torch.save({"state_dict": model.state_dict(), "config": model.describe(),
+                    "var_names": list(map(str, ctx.adata.var_names)), "train_info": result.info},
+                   outdir / "model.pt")
+    out = {"X_latent": mu.astype(np.float32)}
+    if le is not None:
+        out["X_bottleneck"] = le.astype(np.float32)
+    return out
+
+
+def _register(name: str, family: str, description: str, *, params: dict | None = None,
+              structure: dict | None = None) -> None:
+    """``params``: default overrides (users may change them); ``structure``: fixed (defines the method)."""
+    structure = dict(structure or {})
+
+    def run(ctx: FitContext) -> dict[str, np.ndarray]:
+        return fit_vae_model(ctx, **structure)
+
+    register(name, family, run, {**COMMON_DEFAULTS, **(params or {})}, uses_gpu=True, description=description)
+
+
+_NO_BN = {"w_bn": 0.0, "lam": 0.0}
+
+# --- main models (paper Table 1)
+_register("vae", "livae", "VAE on the LiVAE trunk (w_bn = 0, λ = 0)", params=_NO_BN)
+_register("ivae", "livae", "information-bottleneck VAE (λ = 0)", params={"lam": 0.0})
+_register("livae", "livae", "LiVAE: bottleneck path + Lorentz regularizer (full model)")
+
+# --- ablations
+_register("ivae_nomain", "ablation", "iVAE without the main reconstruction (w_main = 0)",
+          params={"lam": 0.0, "w_main": 0.0})
+_register("ivae_nobn", "ablation", "iVAE without the bottleneck reconstruction (= plain VAE)", params=_NO_BN)
+_register("livae_nomain", "ablation", "LiVAE without the main reconstruction (w_main = 0)", params={"w_main": 0.0})
+_register("livae_nobn", "ablation", "LiVAE without the bottleneck reconstruction (w_bn = 0)", params={"w_bn": 0.0})
+_register("livae_views", "ablation", "LiVAE with L_geo between two posterior samples instead of (z, ld)",
+          structure={"geo_pair": "views"})
+
+# --- likelihoods
+for _lik in ("nb", "zinb", "poisson", "zip"):
+    _register(f"livae_{_lik}", "likelihood", f"LiVAE with the {_lik.upper()} likelihood", params={"likelihood": _lik})
+
+# --- sensitivity sweeps (paper §3.9)
+for _lam in (1, 5, 10):
+    _register(f"livae_lambda{_lam}", "sweep", f"LiVAE, λ = {_lam}", params={"lam": float(_lam)})
+for _k in (2, 4, 6, 8, 10):
+    _register(f"livae_k{_k}", "sweep", f"LiVAE, bottleneck dimension k = {_k}", params={"bottleneck_dim": _k})
+for _d in (5, 10, 15, 20):
+    _register(f"livae_d{_d}", "sweep", f"LiVAE, latent dimension d = {_d}", params={"latent_dim": _d})
+
+# --- VAE-family baselines (METHODS §7), same trunk and engine, no bottleneck
+_register("betavae", "vae_family", "β-VAE (β = 4)", params={**_NO_BN, "beta": 4.0})
+_register("betatcvae", "vae_family", "β-TCVAE: KL + (β−1)·total correlation (minibatch-weighted sampling, β = 6)",
+          params={**_NO_BN, "tc_beta": 6.0}, structure={"regularizer": "tc"})
+_register("dipvae", "vae_family", "DIP-VAE-II: KL + λ_od, λ_d penalties on Cov[μ] + E[diag σ²]",
+          params={**_NO_BN, "dip_lambda_od": 10.0, "dip_lambda_d": 10.0}, structure={"regularizer": "dip"})
+# InfoVAE objective NLL + (1−α)·KL + (α+λ−1)·MMD with α = 0 and λ = 1000: beta = 1, mmd_weight ≈ 1000.
+# The NLL is summed over thousands of features, so the MMD needs a weight of this order to shape q(z).
+_register("infovae", "vae_family", "InfoVAE: KL + MMD(q(z) ‖ N(0, I)) (α = 0, λ = 1000)",
+          params={**_NO_BN, "mmd_weight": 1000.0}, structure={"regularizer": "mmd"})

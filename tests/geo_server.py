@@ -7,7 +7,7 @@
         fetch_geo("GSE999001", dest, dataset="x", base_url=base_url)
 
 The returned object also carries ``faults`` (a dict: file name -> "truncate_once" | "truncate_always" |
-"error_once", changeable while the server runs) and ``requests`` (a list of (path, Range header, status)
+"error_once" | "ignore_range", changeable while the server runs) and ``requests`` (a list of (path, Range header, status)
 for every request), so tests can simulate broken transfers and check that downloads were resumed.
 
 Beyond the stdlib ``SimpleHTTPRequestHandler`` the handler supports ``Range: bytes=a-[b]`` (206 with
@@ -76,7 +76,7 @@ class _GeoHandler(SimpleHTTPRequestHandler):
         size = len(data)
         start, end, status = 0, size - 1, HTTPStatus.OK
         header = self.headers.get("Range")
-        if header:
+        if header and self.faults.get(local.name) != "ignore_range":
             m = re.fullmatch(r"bytes=(\d+)-(\d*)", header.strip())
             if not m or int(m[1]) >= size:
                 self._record(416)

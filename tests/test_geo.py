@@ -174,6 +174,16 @@ def test_partial_file_from_earlier_run_is_resumed(server, tmp_path):
     assert [rng for path, rng, _ in server.requests if path.endswith(name)] == ["bytes=1000-"]
 
 
+def test_server_without_range_support_gets_a_fresh_download(server, tmp_path):
+    name = f"{ACC}_RAW.tar"
+    data = (series_dir(server.root, ACC) / "suppl" / name).read_bytes()
+    (tmp_path / (name + ".part")).write_bytes(b"x" * 1000)  # a stale partial that must not be kept
+    server.faults[name] = "ignore_range"
+    fetch(server, tmp_path, pattern=r"_RAW\.tar$")
+    assert (tmp_path / name).read_bytes() == data
+    assert [(r, s) for p, r, s in server.requests if p.endswith(name)] == [("bytes=1000-", 200)]
+
+
 def test_server_error_is_retried(server, tmp_path):
     name = f"{GSMS[1]}_barcodes.tsv.gz"
     server.faults[name] = "error_once"

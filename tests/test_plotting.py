@@ -80,7 +80,7 @@ def test_metric_boxplots_without_tests_show_no_marks(tmp_path):
                              out_png=tmp_path / "few.png", title="two datasets")
     assert_outputs(tmp_path / "few.png")
     assert not any(t.get_text() in {"*", "**", "***", "ns"} for ax in fig.get_axes() for t in ax.texts)
-    assert "no data" in [t.get_text() for ax in fig.get_axes() for t in ax.texts]  # t-SNE panel is empty
+    assert "no data for these metrics" in [t.get_text() for ax in fig.get_axes() for t in ax.texts]  # no t-SNE
 
 
 def test_delta_boxplots_show_reference_minus_baseline(tmp_path):

@@ -52,11 +52,14 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
     schema = _load_schema(schema_path)
     error = _first_error(config, schema)
     if error is not None:
-        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        path = [str(p) for p in error.absolute_path]
+        problem = error.message
         if error.validator == "additionalProperties":
-            key = ".".join([*map(str, error.absolute_path), ""]) + "?"
-        raise InputError(f"{source}: key '{key}'", error.message,
-                         "correct it as documented in config/README.md")
+            unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            path.append(unknown[0])
+            problem = "is not a known key"
+        key = ".".join(path) or "(top level)"
+        raise InputError(f"{source}: key '{key}'", problem, "correct it as documented in config/README.md")
     return _fill_defaults(config, schema)
 
 

@@ -117,13 +117,16 @@ def download(url: str, dest: Path, *, what: str, retries: int = 4, backoff: floa
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
                 total, start = _expected_total(resp, offset)
-                if start != offset:  # server ignored or misread the Range: start over
-                    offset = start
+                if start > offset:  # a range we did not ask for: the .part cannot be continued
+                    part.unlink(missing_ok=True)
+                    problem = f"server sent bytes from {start}, not {offset}"
+                    continue
+                offset = start  # 0 when the server ignored Range (HTTP 200): start over
                 log.info("downloading %s (%s bytes%s)", url, total if total is not None else "?",
                          f", resuming at {offset}" if offset else "")
                 with open(part, "r+b" if offset else "wb") as fh, tqdm(
                         total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name,
-                        disable=not progress, leave=False) as bar:
+                        disable=not progress, leave=False, mininterval=1.0) as bar:
                     fh.seek(offset)
                     fh.truncate()
                     while chunk := resp.read(1 << 20):
@@ -254,6 +257,7 @@ def fetch_geo(accession: str, destdir, *, dataset: str, pattern: str = r".*", ba
         raise InputError(what, f"invalid file pattern '{pattern}' ({exc})", "fix the regular expression") from exc
     destdir = Path(destdir)
     destdir.mkdir(parents=True, exist_ok=True)
+    (destdir / "manifest.tsv").unlink(missing_ok=True)  # its presence must mean: this run completed
     opts = dict(retries=retries, backoff=backoff, timeout=timeout, progress=progress)
 
     url, soft_name = soft_location(accession, base_url, query_url)

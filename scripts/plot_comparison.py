@@ -14,4 +14,4 @@ with step(snakemake.log[0]):
     metric_boxplots(metrics, stats, reference=spec["reference"], baselines=spec["baselines"],
                     out_png=snakemake.output.boxplots, title=name)
     delta_boxplots(metrics, reference=spec["reference"], baselines=spec["baselines"],
-                   metrics_list=sorted(stats["metric"].unique()), out_png=snakemake.output.delta, title=name)
+                   metrics_list=list(dict.fromkeys(stats["metric"])), out_png=snakemake.output.delta, title=name)

@@ -179,7 +179,7 @@ def metric_boxplots(metrics: pd.DataFrame, stats: pd.DataFrame | None, *, refere
                     ax.set_xticks([0], [f"{_metric_label(metric)} (log)"])
         handles = [Patch(facecolor=colors_by[m], edgecolor="0.2", label=m) for m in methods]
         tests = sorted({t for t in (stats["test"] if stats is not None and len(stats) else [])
-                        if t and not t.startswith("insufficient")})
+                        if isinstance(t, str) and t and not t.startswith("insufficient")})
         note = (f"Marks: {reference} vs method — * p<0.05, ** p<0.01, *** p<0.001, ns not significant; "
                 f"no mark: no test (too few datasets)" + (f". Tests: {', '.join(tests)}" if tests else ""))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(n_methods, 8), title=note,
@@ -326,7 +326,9 @@ def umap_grid(embeddings: Mapping[str, "anndata.AnnData"], *, color_keys: list[s
                                    handletextpad=0.2, columnspacing=0.8, borderaxespad=0, alignment="left")
             elif mappable is not None:
                 fig.colorbar(mappable, ax=axes[r, :].tolist(), label=key, shrink=0.8)
-        fig.suptitle(f"{title}  ({basis.removeprefix('X_').upper()} of each method's latent space)", fontsize=14)
+        name = basis.removeprefix("X_").upper()
+        fig.suptitle(title if name.lower() in title.lower() else f"{title}  ({name} of each method's latent space)",
+                     fontsize=14)
         return _save(fig, out_png)
 
 

@@ -20,7 +20,8 @@ Decisions (the spec leaves them open; they are fixed here and named in the ``tes
   Tukey HSD uses the repeated-measures error term (MS_error of the ANOVA, df = (n−1)(k−1)) with the
   studentized range distribution (scipy): datasets differ far more from each other than methods do,
   and statsmodels' ``pairwise_tukeyhsd`` treats the methods as independent groups, leaving that
-  dataset variance in its error term. ``tukey="independent"`` calls ``pairwise_tukeyhsd`` as is
+  dataset variance in its error term. (Tail probabilities below ~1e-15 underflow to 0 in scipy's
+  studentized range; read a p_value of 0 as "p < 1e-15".) ``tukey="independent"`` calls ``pairwise_tukeyhsd`` as is
   (test ``rm-anova+tukey(independent)``). With two methods the repeated-measures Tukey p equals the
   paired t-test p.
 * Non-parametric path: Friedman (scipy, needs >= 3 methods) as the omnibus, then two-sided Wilcoxon

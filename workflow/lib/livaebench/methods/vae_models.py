@@ -72,13 +72,15 @@ def fit_vae_model(ctx: FitContext, *, geo_pair: str = "bottleneck", regularizer:
 
 def _register(name: str, family: str, description: str, *, params: dict | None = None,
               structure: dict | None = None) -> None:
-    """``params``: default overrides (users may change them); ``structure``: fixed (defines the method)."""
-    structure = dict(structure or {})
+    """``params``: the variant's defaults, pinned against workflow-wide settings (a global latent_dim does
+    not undo livae_d5) but still open to per-method overrides; ``structure``: fixed, defines the method."""
+    structure, params = dict(structure or {}), dict(params or {})
 
     def run(ctx: FitContext) -> dict[str, np.ndarray]:
         return fit_vae_model(ctx, **structure)
 
-    register(name, family, run, {**COMMON_DEFAULTS, **(params or {})}, uses_gpu=True, description=description)
+    register(name, family, run, {**COMMON_DEFAULTS, **params}, uses_gpu=True, description=description,
+             pinned=tuple(params))
 
 
 _NO_BN = {"w_bn": 0.0, "lam": 0.0}

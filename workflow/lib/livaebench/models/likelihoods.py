@@ -12,9 +12,9 @@ Each log-probability splits into two parts, which is what makes training cheap:
   (Poisson). It is 0 wherever x = 0.
 
 The count part never sees the decoder, so a model with two decoder passes (LiVAE's z and ld paths)
-computes it once per minibatch, and — being zero at x = 0 — only over the non-zero counts (a third of
-the entries for 10x RNA, ~2 % for ATAC). That skips most of the lgamma/digamma work, the costliest
-element-wise kernels on a CPU.
+computes it once per minibatch; and because it is zero at x = 0 and the counts are integers, it is
+computed from per-gene histograms of the minibatch's counts (``count_tables``) instead of an lgamma
+and a digamma per matrix entry, the costliest element-wise kernels on a CPU.
 
 ``NegativeBinomial`` & co. are ``torch.distributions`` objects for general use and for the tests;
 ``CountLikelihood`` is the per-cell, feature-summed form a model calls in its loss.
@@ -33,7 +33,7 @@ __all__ = [
     "NegativeBinomial", "ZeroInflatedNegativeBinomial", "Poisson", "ZeroInflatedPoisson",
     "CountLikelihood", "LIKELIHOODS", "get_likelihood", "default_likelihood",
     "nb_rate", "poisson_rate", "zero_inflate", "nb_count", "poisson_count",
-    "log_factorial_rowsum", "count_tables", "nb_rate_rowsum_from_logits",
+    "log_factorial_rowsum", "count_tables",
 ]
 
 
@@ -265,53 +265,6 @@ def count_tables(counts, cap: int | None = None) -> tuple[dict[str, torch.Tensor
     }, cap
 
 
-class _NBRateFromLogits(torch.autograd.Function):
-    """Σ_g [x log m − (x+θ) log(θ+m)] per row, m = exp(log_lib)·softmax(logits), with a hand-written backward.
-
-    Autograd through softmax → exp → log → products runs ~35 passes over the (paths × cells × genes)
-    array per step; this runs ~25 and keeps 3 arrays for the backward. Gradients (sx = Σ_g x):
-      ∂/∂logits = x − a − p·(sx − Σ_g a),  a = (x+θ)·m/(θ+m),  p = softmax(logits)
-      ∂/∂θ_g    = −Σ_rows [log(θ+m) + (x+θ)/(θ+m)]
-    """
-
-    @staticmethod
-    def forward(ctx, x, logits, log_lib, lib, theta):
-        p = torch.softmax(logits, dim=-1)
-        lse = torch.logsumexp(logits, dim=-1)
-        t = theta + p * log_lib.exp().unsqueeze(-1)          # θ + m
-        log_t = torch.log(t)
-        x_theta = x + theta
-        # Σ_g x log m = Σ_g x·logits − sx·lse + sx·log l   (log m = logits − lse + log l)
-        value = (x * logits).sum(-1) - lib * lse + lib * log_lib - (x_theta * log_t).sum(-1)
-        ctx.save_for_backward(x, p, t, log_t, lib, theta)
-        return value
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, p, t, log_t, lib, theta = ctx.saved_tensors
-        x_theta = x + theta
-        q = x_theta / t                                      # (x+θ)/(θ+m)
-        a = x_theta - theta * q                              # (x+θ)·m/(θ+m)
-        g = grad_out.unsqueeze(-1)
-        grad_logits = None
-        if ctx.needs_input_grad[1]:
-            grad_logits = (x - a - p * (lib - a.sum(-1)).unsqueeze(-1)) * g
-        grad_theta = None
-        if ctx.needs_input_grad[4]:
-            grad_theta = -((log_t + q) * g).reshape(-1, theta.shape[-1]).sum(0)
-        return None, grad_logits, None, None, grad_theta
-
-
-def nb_rate_rowsum_from_logits(x, logits, log_lib, lib, log_theta) -> torch.Tensor:
-    """Σ_g of the NB rate part per row, from decoder logits (m = l·softmax): the training fast path.
-
-    x: (B, G) counts; logits: (..., B, G); log_lib: (B,) log of the mean's scale l; lib: (B,) Σ_g x;
-    log_theta: (G,). Equals ``nb_rate(x, log_softmax(logits) + log_lib, log_theta).sum(-1)``.
-    """
-    theta = torch.exp(log_theta)
-    return _NBRateFromLogits.apply(x, logits, log_lib, lib, theta) + (theta * log_theta).sum()
-
-
 @dataclass(frozen=True)
 class CountLikelihood:
     """One likelihood as a model uses it in training: per-cell log-likelihoods summed over features.
@@ -348,13 +301,6 @@ class CountLikelihood:
             if not self.zero_inflated:
                 return rate.sum(-1)
         return zero_inflate(x, rate, pi_logits).sum(-1)
-
-    def rate_rowsum_from_logits(self, x, logits, log_lib, lib, log_theta=None, pi_logits=None) -> torch.Tensor:
-        """``rate_rowsum`` for a softmax decoder, m = l·softmax(logits); NB takes the fused fast path."""
-        if self.name == "nb":
-            return nb_rate_rowsum_from_logits(x, logits, log_lib, lib, log_theta)
-        log_mu = torch.log_softmax(logits, dim=-1) + log_lib.unsqueeze(-1)
-        return self.rate_rowsum(x, log_mu, log_theta, pi_logits)
 
     def count_total(self, batch, log_theta=None, cap: int | None = None) -> torch.Tensor:
         """Σ over the minibatch's cells and features of count(x_ig), a scalar.

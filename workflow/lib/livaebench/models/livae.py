@@ -154,10 +154,8 @@ class LiVAE(EngineModel):
         """Mean NLL (summed over features) for each of ``n_paths`` stacked decoder inputs; shape (n_paths,)."""
         counts = batch["counts"]
         h = h.view(n_paths, counts.shape[0], -1)
-        log_theta = getattr(self, "log_theta", None)
-        pi_logits = self.dropout_head(h) if self.likelihood.zero_inflated else None
-        rate = self.likelihood.rate_rowsum_from_logits(counts, self.decoder(h), batch["log_lib"], batch["lib"],
-                                                       log_theta, pi_logits)               # (P, B)
+        log_mu, log_theta, pi_logits = self.decode_params(h, batch["log_lib"])
+        rate = self.likelihood.rate_rowsum(counts, log_mu, log_theta, pi_logits)       # (P, B)
         count = self.likelihood.count_total(batch, log_theta, self.config.count_cap)  # once for all paths
         return -(rate.mean(-1) + count / counts.shape[0])
 
@@ -186,7 +184,7 @@ def count_tensors(adata, dataset: str = "") -> tuple[dict[str, torch.Tensor], in
     """Dense training tensors, built once, and the count cap for ``LiVAEConfig.count_cap``.
 
     Keys: ``x`` (model input, float32), ``counts`` (raw counts of the selected features, float32),
-    ``lib`` (library size l_i), ``log_lib`` (log l_i), and the count tables of ``likelihoods.count_tables``.
+    ``log_lib`` (log library size), and the count tables of ``likelihoods.count_tables``.
     The library size l_i is the sum of the raw counts of the selected features (what the likelihood
     models). A cell with l_i = 0 gets log l = 0: its counts are all zero, so its likelihood does not
     depend on the mean's scale and the clamp only avoids 0·log 0.
@@ -209,6 +207,6 @@ def count_tensors(adata, dataset: str = "") -> tuple[dict[str, torch.Tensor], in
     lib = np.asarray(raw.sum(axis=1)).ravel()
     log_lib = np.log(np.maximum(lib, 1.0)).astype(np.float32)
     tables, cap = count_tables(raw)
-    tensors = {"x": torch.from_numpy(x), "counts": torch.from_numpy(counts), "lib": torch.from_numpy(lib.astype(np.float32)),
-               "log_lib": torch.from_numpy(log_lib), **tables}
+    tensors = {"x": torch.from_numpy(x), "counts": torch.from_numpy(counts), "log_lib": torch.from_numpy(log_lib),
+               **tables}
     return tensors, cap

@@ -8,8 +8,10 @@ Both functions are written for float32 training (METHODS §2):
   <x,x>_L ~ 1e13 far from float32's limit).
 * ``distance`` avoids arcosh(-<a,b>_L): near a = b the argument is 1 + tiny and float32 rounding of
   products of size cosh(r)^2 turns into a distance of order 1 (d(x,x) up to ~8 at norm 12), so the
-  regularizer would push on rounding noise. Instead δ = ½<a-b, a-b>_L = cosh(d) - 1 is formed from the
-  difference (exactly 0 for a = b) and d = log1p(δ + sqrt(δ(δ+2))) = arcosh(1 + δ).
+  regularizer would push on rounding noise. Instead δ = cosh(d) - 1 is formed directly (for close
+  points as ½<a-b, a-b>_L, exactly 0 for a = b) and d = log1p(δ + sqrt(δ(δ+2))) = arcosh(1 + δ).
+* ``tangent_distance`` gives the same distance between exp0(u) and exp0(v) from u and v, with every
+  term non-negative; the loss uses it (see there).
 """
 from __future__ import annotations
 
@@ -40,19 +42,47 @@ def exp_map0(u: torch.Tensor, max_norm: float = 15.0) -> torch.Tensor:
     return torch.cat([torch.cosh(r_c), spatial], dim=-1)
 
 
-def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Geodesic distance on H^d between points a, b (last dimension d+1), stable in float32.
-
-    d(x, x) is exactly 0 and d^2 has a finite (zero) gradient there, which the squared-distance loss needs.
-    """
-    diff = a - b
-    delta = torch.clamp(0.5 * lorentz_inner(diff, diff), min=0.0)  # rounding can make it slightly < 0
+def _arcosh1p(delta: torch.Tensor) -> torch.Tensor:
+    """arcosh(1 + δ) = log1p(δ + sqrt(δ(δ+2))) for δ >= 0, exactly 0 at δ = 0 with a finite gradient there."""
     q = delta * (delta + 2.0)
     positive = q > 0
     # sqrt has an infinite derivative at 0; evaluating it on a placeholder where q = 0 keeps the backward
     # pass finite (the where() then routes a zero gradient to that branch).
     root = torch.where(positive, torch.sqrt(torch.where(positive, q, torch.ones_like(q))), torch.zeros_like(q))
     return torch.log1p(delta + root)
+
+
+def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Geodesic distance on H^d between points a, b (last dimension d+1), stable in float32.
+
+    δ = cosh(d) − 1 has two exact forms with different rounding: ½<a−b, a−b>_L (METHODS §2; exact
+    for close points, d(x, x) = 0) and −<a,b>_L − 1 (no cancellation for far points, e.g. from the
+    origin to radius 12, where the difference form loses ~3 digits in float32). Each pair takes the
+    form whose rounding error bound is smaller: ~‖a−b‖² for the first, ~a_0 b_0 for the second.
+    """
+    diff = a - b
+    sq = diff * diff
+    delta_diff = 0.5 * (sq[..., 1:].sum(-1) - sq[..., 0])
+    delta_inner = -lorentz_inner(a, b) - 1.0
+    use_diff = sq.sum(-1) < a[..., 0] * b[..., 0]
+    delta = torch.clamp(torch.where(use_diff, delta_diff, delta_inner), min=0.0)  # rounding can give < 0
+    return _arcosh1p(delta)
+
+
+def tangent_distance(u: torch.Tensor, v: torch.Tensor, max_norm: float = 15.0) -> torch.Tensor:
+    """d_L(exp0(u), exp0(v)) computed from the tangent vectors, without forming the points.
+
+    By the hyperbolic law of cosines with r = ‖u‖, s = ‖v‖ (clamped at ``max_norm``) and the angle φ
+    between them, cosh d − 1 = 2 sinh²((r − s)/2) + ½ sinh r sinh s ‖û − v̂‖². Both terms are
+    non-negative, so float32 keeps its relative precision at every distance and radius (the point
+    coordinates, ~cosh r, would carry absolute rounding of eps·cosh r). This is what L_geo uses.
+    """
+    r = torch.sqrt(torch.clamp((u * u).sum(-1, keepdim=True), min=_TINY_SQNORM))
+    s = torch.sqrt(torch.clamp((v * v).sum(-1, keepdim=True), min=_TINY_SQNORM))
+    chord = (u / r - v / s).square().sum(-1)  # ‖û − v̂‖² = 2 − 2 cos φ  (û := 0 at u = 0: sinh r = 0 there)
+    r, s = torch.clamp(r, max=max_norm).squeeze(-1), torch.clamp(s, max=max_norm).squeeze(-1)
+    delta = 2.0 * torch.sinh(0.5 * (r - s)).square() + 0.5 * torch.sinh(r) * torch.sinh(s) * chord
+    return _arcosh1p(delta)
 
 
 def origin(d: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -64,4 +94,4 @@ def origin(d: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.
 
 def squared_distance_loss(u: torch.Tensor, v: torch.Tensor, max_norm: float = 15.0) -> torch.Tensor:
     """L_geo = mean_i d_L(exp0(u_i), exp0(v_i))^2 (LiVAE paper eq. 6) for two batches of tangent vectors."""
-    return distance(exp_map0(u, max_norm), exp_map0(v, max_norm)).square().mean()
+    return tangent_distance(u, v, max_norm).square().mean()

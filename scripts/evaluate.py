@@ -1,7 +1,8 @@
 """Rule evaluate: the metric panel of one embedding, long format."""
-from livaebench.runtime import step
+from livaebench.runtime import enable_numba_cache, step
 
 with step(snakemake.log[0], threads=snakemake.threads) as log:
+    enable_numba_cache()  # Leiden builds its kNN graph with numba-compiled code
     import anndata as ad
 
     from livaebench.metrics.panel import evaluate_embedding

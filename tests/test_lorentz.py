@@ -60,6 +60,8 @@ def test_norm_is_clamped_at_15_but_the_direction_kept():
     assert distance(origin(10, dtype=torch.float64).unsqueeze(0), x).item() == pytest.approx(15.0, rel=1e-12)
     direction = x[0, 1:] / x[0, 1:].norm()
     torch.testing.assert_close(direction, u[0] / u[0].norm())
+    v = _tangents([3.0], seed=1)
+    assert tangent_distance(u, v).item() == pytest.approx(distance(x, exp_map0(v)).item(), rel=1e-9)
 
 
 def test_distance_is_symmetric_and_matches_a_float64_reference():

@@ -175,3 +175,23 @@ def test_many_near_equal_distances_are_ranked_exactly():
     y = x[:, :2] + 0.5 * rng.normal(size=(len(x), 2))
     (got,) = distance_correlations(x, [y])
     assert got == pytest.approx(spearmanr(pdist(x, "sqeuclidean"), pdist(y, "sqeuclidean")).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [3, 4, 6, 11, 40])
+def test_tiny_inputs_match_the_references(n):
+    """Few cells leave the sort keys most of the 64 bits: no overflow into the index bits."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 3)) * 1e3
+    y = rng.normal(size=(n, 2))
+    (got,) = distance_correlations(x, [y])
+    assert got == pytest.approx(spearmanr(pdist(x), pdist(y)).statistic, abs=1e-12)
+    if n >= 4:
+        np.testing.assert_allclose(coranking_scores(x, y).q_nx, q_nx_from_matrix(brute_coranking_matrix(x, y)),
+                                   atol=1e-15)
+
+
+def test_non_finite_coordinates_are_rejected():
+    x = np.ones((5, 2))
+    x[2, 0] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        distance_correlations(x, [np.ones((5, 2))])

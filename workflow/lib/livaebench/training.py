@@ -280,7 +280,8 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
     ckpt_path = outdir / CHECKPOINT_NAME if outdir is not None else None
     resumed_from = 0
     if ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # on the CPU: RNG states must be CPU tensors; load_state_dict copies the rest to the device
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ckpt.get("fingerprint") != fingerprint:
             log.warning("%s/%s: %s was made by another configuration or data; starting afresh",
                         dataset, method, ckpt_path)
@@ -320,7 +321,7 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
     last_ckpt = time.perf_counter()
     bar = None
     if not finished and start_epoch < cfg.epochs:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"{dataset}/{method}".strip("/"),
                    unit="epoch", file=sys.stderr, disable=not progress, dynamic_ncols=True,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
@@ -362,7 +363,8 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
         bad = first_bad.tolist()
         if any(x >= 0 for x in bad):
             earliest = min(x for x in bad if x >= 0)
-            names = [nm for nm, x in zip(term_names + ["loss"], bad) if x == earliest]
+            # the total is non-finite whenever a term is: name it only when every term is finite
+            names = [nm for nm, x in zip(term_names, bad) if x == earliest] or ["loss"]
             value = means[(term_names + ["loss"]).index(names[0])]
             raise NonFiniteLossError(dataset, method, epoch, names, value, int(earliest))
 

@@ -19,11 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..models.likelihoods import get_likelihood
-from ..models.livae import LiVAE, LiVAEConfig, count_tensors
-from ..training import TrainConfig, resolve_device, torch_runtime, train
 from .registry import FitContext, register
 
 # Parameters every method here takes (ctx.params = these, updated by the config's method_params).
@@ -45,6 +41,14 @@ def fit_vae_model(ctx: FitContext, *, geo_pair: str = "bottleneck", regularizer:
 
     Writes to ``ctx.outdir``: train_log.tsv, train_info.json, checkpoint.pt (resumable) and model.pt.
     """
+    # torch is imported here, not at module level: listing the registry (every workflow step does)
+    # should not cost torch's import time and memory
+    import torch
+
+    from ..models.likelihoods import get_likelihood
+    from ..models.livae import LiVAE, LiVAEConfig, count_tensors
+    from ..training import TrainConfig, resolve_device, torch_runtime, train
+
     p = ctx.params
     with torch_runtime(ctx.threads, ctx.seed):
         device = resolve_device(ctx.device)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import numpy as np
+import sklearn
 from sklearn.cluster import KMeans
 from sklearn.metrics import (
     adjusted_mutual_info_score,
@@ -22,6 +23,7 @@ from sklearn.metrics import (
 
 # The silhouette is O(n²); beyond this many cells it is computed on a seeded subsample of this size.
 SILHOUETTE_MAX_CELLS = 20_000
+SILHOUETTE_WORKING_MB = 128
 LEIDEN_NEIGHBORS = 15
 LEIDEN_RESOLUTION = 1.0
 
@@ -92,8 +94,12 @@ def partition_quality(z: np.ndarray, pred: np.ndarray, seed: int) -> tuple[dict[
         reason = f"K-means gave {k} cluster(s) for {len(z)} cells; ASW/CAL/DAV need 2..n-1 clusters"
         return {m: float("nan") for m in ("ASW", "CAL", "DAV")}, {m: reason for m in ("ASW", "CAL", "DAV")}
     sample = SILHOUETTE_MAX_CELLS if len(z) > SILHOUETTE_MAX_CELLS else None
+    # sklearn computes the silhouette in distance blocks of `working_memory` MB (default 1024); small
+    # blocks were 3x faster at 10,000 cells here (fresh memory is slow to touch) and cap the peak RSS.
+    with sklearn.config_context(working_memory=SILHOUETTE_WORKING_MB):
+        asw = silhouette_score(z, pred, sample_size=sample, random_state=seed)
     scores = {
-        "ASW": float(silhouette_score(z, pred, sample_size=sample, random_state=seed)),
+        "ASW": float(asw),
         "CAL": float(calinski_harabasz_score(z, pred)),
         "DAV": float(davies_bouldin_score(z, pred)),
     }

@@ -87,7 +87,8 @@ def _obs_column(adata, key: str, role: str, what: str) -> pd.Series | None:
     if not key:
         return None
     if key not in adata.obs.columns:
-        raise InputError(what, f"obs has no {role} column '{key}' (columns: {', '.join(map(str, adata.obs.columns))})",
+        columns = ", ".join(map(str, adata.obs.columns))
+        raise InputError(what, f"obs has no {role} column '{key}' (columns: {columns})",
                          f"set the dataset's {role}_key in config/datasets.tsv to an existing column, or to '' for none")
     return adata.obs[key]
 

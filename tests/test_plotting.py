@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 
 from livaebench import plotting as pl  # noqa: E402
 from livaebench import stats as st  # noqa: E402
+from livaebench.results import write_tsv_atomic  # noqa: E402
 
 METHODS = ["livae", "vae", "pca"]
 
@@ -76,7 +77,7 @@ def test_metric_boxplots_without_tests_show_no_marks(tmp_path):
     stats = st.compare(table, comparison="c", reference="livae", baselines=["vae", "pca"],
                        metrics_list=["NMI", "ARI", "umap_dcorr"])
     assert stats["test"].str.startswith("insufficient").all()
-    st.write_table(stats, tmp_path / "c.tsv")  # as the plotting rule gets it: empty stars read back as NaN
+    write_tsv_atomic(stats, tmp_path / "c.tsv")  # as the plotting rule gets it: empty stars read back as NaN
     stats = pd.read_csv(tmp_path / "c.tsv", sep="\t")
     fig = pl.metric_boxplots(table, stats, reference="livae", baselines=["vae", "pca"],
                              out_png=tmp_path / "few.png", title="two datasets")

@@ -11,6 +11,7 @@ from statsmodels.stats.libqsturng import psturng
 from statsmodels.stats.multicomp import pairwise_tukeyhsd
 
 from livaebench import stats as st
+from livaebench.results import read_metrics, write_tsv_atomic
 from livaebench.errors import InputError
 
 
@@ -237,15 +238,15 @@ def test_bad_input_is_an_input_error():
 def test_read_and_write_round_trip(tmp_path):
     table = long_table(normal_design())
     table.to_csv(tmp_path / "all.tsv", sep="\t", index=False)
-    result = st.compare(st.read_metrics(tmp_path / "all.tsv"), comparison="c", reference="livae",
+    result = st.compare(read_metrics(tmp_path / "all.tsv"), comparison="c", reference="livae",
                         baselines=["vae", "pca"], metrics_list=["NMI", "ARI"])
-    st.write_table(result, tmp_path / "stats" / "c.tsv")
+    write_tsv_atomic(result, tmp_path / "stats" / "c.tsv")
     back = pd.read_csv(tmp_path / "stats" / "c.tsv", sep="\t", keep_default_na=True)
     assert list(back.columns) == st.STATS_COLUMNS
     assert back["p_value"].isna().sum() == 2  # ARI absent: NA written, read back as missing
     np.testing.assert_allclose(back["p_value"].iloc[:2], result["p_value"].iloc[:2], rtol=1e-12)
     with pytest.raises(InputError, match="not found"):
-        st.read_metrics(tmp_path / "missing.tsv")
+        read_metrics(tmp_path / "missing.tsv")
 
 
 def test_default_comparisons_follow_the_paper_families():

@@ -6,15 +6,28 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import InputError
+
 METRIC_COLUMNS = ["dataset", "method", "seed", "metric", "value"]
 
 
 def write_tsv_atomic(table: pd.DataFrame, path: str | Path) -> None:
+    """Write a TSV via a temporary file and a rename, so no reader ever sees half a table.
+
+    Missing values are written as ``NA`` (pandas and R read it back as missing).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, sep="\t", index=False, na_rep="NaN")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, sep="\t", index=False, na_rep="NA")
     os.replace(tmp, path)
+
+
+def check_metric_columns(table: pd.DataFrame, what: str) -> None:
+    missing = [c for c in METRIC_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(what, f"metric table lacks column(s) {', '.join(missing)}",
+                         f"give a long table with columns {' '.join(METRIC_COLUMNS)} (+ optional status)")
 
 
 def metric_table(panel: pd.DataFrame, *, dataset: str, method: str, seed: int) -> pd.DataFrame:
@@ -28,7 +41,7 @@ def metric_table(panel: pd.DataFrame, *, dataset: str, method: str, seed: int) -
 
 def gather_metric_tables(paths) -> pd.DataFrame:
     """Concatenate per-embedding metric tables into ``all.tsv`` (status 'ok': every run here finished)."""
-    tables = [pd.read_csv(p, sep="\t") for p in paths]
+    tables = [read_metrics(p) for p in paths]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=METRIC_COLUMNS)
     table["seed"] = table["seed"].astype(int)
     table["status"] = "ok"
@@ -36,4 +49,10 @@ def gather_metric_tables(paths) -> pd.DataFrame:
 
 
 def read_metrics(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t")
+    """Read a metric table (``all.tsv`` or one embedding's) and check its columns."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "metric table not found", "run the evaluate stage first (results/metrics/all.tsv)")
+    table = pd.read_csv(path, sep="\t", dtype={"dataset": str, "method": str, "metric": str})
+    check_metric_columns(table, str(path))
+    return table

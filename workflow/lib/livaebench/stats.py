@@ -48,12 +48,12 @@ import pandas as pd
 from scipy import stats as sps
 
 from .errors import InputError
+from .results import METRIC_COLUMNS, check_metric_columns
 
 log = logging.getLogger("livaebench")
 
 STATS_COLUMNS = ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test", "stars",
                  "n_datasets"]
-METRIC_COLUMNS = ["dataset", "method", "seed", "metric", "value"]
 
 # The four panels of the paper's boxplot figures; the keys are the panel titles.
 METRIC_GROUPS: dict[str, list[str]] = {
@@ -83,37 +83,13 @@ PATH_WILCOXON = "wilcoxon"
 # Reading and shaping the metric table
 
 
-def read_metrics(path: str | Path) -> pd.DataFrame:
-    """Read ``results/metrics/all.tsv`` (tab-separated) and check its columns."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(str(path), "metric table not found", "run the evaluate stage first (results/metrics/all.tsv)")
-    table = pd.read_csv(path, sep="\t", dtype={"dataset": str, "method": str, "metric": str})
-    _check_columns(table, str(path))
-    return table
-
-
-def write_table(table: pd.DataFrame, path: str | Path) -> None:
-    """Write a stats table as TSV; missing p-values as ``NA`` (pandas and R read it back as missing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, sep="\t", index=False, na_rep="NA")
-
-
-def _check_columns(table: pd.DataFrame, what: str) -> None:
-    missing = [c for c in METRIC_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(what, f"metric table lacks column(s) {', '.join(missing)}",
-                         f"give a long table with columns {' '.join(METRIC_COLUMNS)} (+ optional status)")
-
-
 def seed_means(metrics: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds of the finite values, per (dataset, method, metric).
 
     Rows whose ``status`` is set and is not ``ok`` (a method that failed cleanly) are dropped; a
     (dataset, method, metric) without any finite value ends up NaN, never a number.
     """
-    _check_columns(metrics, "metric table")
+    check_metric_columns(metrics, "metric table")
     table = metrics
     if "status" in table.columns:
         status = table["status"].fillna("").astype(str).str.strip().str.lower()

@@ -43,7 +43,7 @@ from torch import nn
 
 __all__ = [
     "EngineModel", "TrainConfig", "TrainResult", "NonFiniteLossError", "train", "torch_runtime",
-    "resolve_device", "batched_apply", "derive_seed",
+    "resolve_device", "derive_seed",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -158,12 +158,6 @@ def torch_runtime(threads: int, seed: int, deterministic: bool = True) -> Iterat
     finally:
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
-
-
-@torch.no_grad()
-def batched_apply(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, batch_size: int = 4096) -> list:
-    """Apply ``fn`` to row chunks of ``x`` (inference without holding every activation at once)."""
-    return [fn(chunk) for chunk in torch.split(x, batch_size)]
 
 
 # ---------------------------------------------------------------------------- engine

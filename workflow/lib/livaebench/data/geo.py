@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import InputError
+from ..results import write_tsv_atomic
 from .io import (CORRUPT_ERRORS, _DENSE_RE, _one_line, _read_10x_h5, _read_dense, group_10x_files,
                  read_10x_triplet, read_h5ad_checked)
 
@@ -230,12 +231,6 @@ def list_geo_supplementary(soft_path, *, accession: str | None = None, base_url:
     return _supplementary(obj, base_url) if obj is not None else []
 
 
-def _write_tsv_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
-
-
 def fetch_geo(accession: str, destdir, *, dataset: str, pattern: str = r".*", base_url: str = GEO_BASE,
               retries: int = 4, backoff: float = 1.0, timeout: float = 60, progress: bool = True,
               query_url: str | None = None) -> list[Path]:
@@ -303,8 +298,8 @@ def fetch_geo(accession: str, destdir, *, dataset: str, pattern: str = r".*", ba
                 raise InputError(what, f"supplementary file {f['url']} is listed but answered HTTP 404",
                                  "check the GEO base URL (mirror) or narrow the pattern") from None
         rows.append({"file": f["name"], "sample": f["sample"], "url": f["url"], "bytes": size})
-    _write_tsv_atomic(_sample_table(obj), destdir / "samples.tsv")
-    _write_tsv_atomic(pd.DataFrame(rows, columns=MANIFEST_COLUMNS), destdir / "manifest.tsv")
+    write_tsv_atomic(_sample_table(obj), destdir / "samples.tsv")
+    write_tsv_atomic(pd.DataFrame(rows, columns=MANIFEST_COLUMNS), destdir / "manifest.tsv")
     return [destdir / r["file"] for r in rows]
 
 

@@ -3,11 +3,11 @@ from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:
     from livaebench.results import read_metrics, write_tsv_atomic
-    from livaebench.stats import compare
+    from livaebench.stats import DEFAULT_METRICS, compare
 
     spec, name = snakemake.params.spec, snakemake.wildcards.comparison
     metrics = read_metrics(snakemake.input[0])
-    metric_names = spec.get("metrics") or sorted(metrics["metric"].unique())
+    metric_names = spec.get("metrics") or DEFAULT_METRICS  # the paper's panel; extras only when asked for
     table = compare(metrics, comparison=name, reference=spec["reference"], baselines=spec["baselines"],
                     metrics_list=metric_names, datasets=spec["datasets"], test=spec.get("test", "auto"))
     write_tsv_atomic(table, snakemake.output[0])

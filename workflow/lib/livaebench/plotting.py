@@ -462,7 +462,7 @@ def ilisi_vs_subsample(metrics: pd.DataFrame, *, methods: list[str], out_png, ti
             n_text = f"n = {n.min()}" if n.min() == n.max() else f"n = {n.min()}–{n.max()}"
             ax.set_title(f"mean ± s.d. over multi-batch datasets ({n_text})", fontsize=10)
         else:
-            _no_data(ax, "no iLISI_n{N} metrics (no multi-batch dataset?)")
+            _no_data(ax, "no iLISI_n{N} metrics: no multi-batch dataset reaches\nthe smallest configured subsample size")
         ax.set_xlabel("subsample size (cells)")
         ax.set_ylabel("iLISI (scaled 0–1; higher: better mixing)")
         fig.suptitle(title, fontsize=13)

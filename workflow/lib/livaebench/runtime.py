@@ -60,14 +60,15 @@ def get_logger(log_path: str | os.PathLike | None = None, name: str = "livaebenc
 def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "livaebench"):
     """Run one workflow step: thread caps, a logger writing to the rule's log, and clean failures.
 
-    Bad input (:class:`InputError`) ends the process with its one-line message and exit status 1;
-    any other exception is logged with its traceback and re-raised.
+    Bad input (:class:`InputError`) and a diverged training (a non-finite loss, ``FloatingPointError``)
+    end the process with their one-line message and exit status 1; any other exception is logged with
+    its traceback and re-raised.
     """
     limit_threads(threads)
     log = get_logger(log_path, name)
     try:
         yield log
-    except InputError as err:
+    except (InputError, FloatingPointError) as err:
         log.error(str(err))
         for handler in log.handlers:
             handler.flush()

@@ -10,6 +10,19 @@ from .errors import InputError
 
 METRIC_COLUMNS = ["dataset", "method", "seed", "metric", "value"]
 
+# Metric names of the output contract (ARCHITECTURE.md), the one place that defines them.
+CLUSTERING_METRICS = ("NMI", "ARI", "ASW", "CAL", "DAV", "COR")
+DRE_SUFFIXES = ("dcorr", "qlocal", "qglobal", "overall")
+INTRINSIC_METRICS = ("manifold_dim", "spectral_decay", "participation", "anisotropy", "directionality",
+                     "noise_resilience", "core_intrinsic", "overall_intrinsic")
+# The four panels of the paper's boxplot figures; the keys are the panel titles.
+METRIC_GROUPS: dict[str, list[str]] = {
+    "UMAP fidelity": [f"umap_{s}" for s in DRE_SUFFIXES],
+    "t-SNE fidelity": [f"tsne_{s}" for s in DRE_SUFFIXES],
+    "Latent manifold structure": list(CLUSTERING_METRICS),
+    "Intrinsic quality & robustness": list(INTRINSIC_METRICS),
+}
+
 
 def write_tsv_atomic(table: pd.DataFrame, path: str | Path) -> None:
     """Write a TSV via a temporary file and a rename, so no reader ever sees half a table.

@@ -48,22 +48,13 @@ import pandas as pd
 from scipy import stats as sps
 
 from .errors import InputError
-from .results import METRIC_COLUMNS, check_metric_columns
+from .results import METRIC_COLUMNS, METRIC_GROUPS, check_metric_columns
 
 log = logging.getLogger("livaebench")
 
 STATS_COLUMNS = ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test", "stars",
                  "n_datasets"]
 
-# The four panels of the paper's boxplot figures; the keys are the panel titles.
-METRIC_GROUPS: dict[str, list[str]] = {
-    "UMAP fidelity": ["umap_dcorr", "umap_qlocal", "umap_qglobal", "umap_overall"],
-    "t-SNE fidelity": ["tsne_dcorr", "tsne_qlocal", "tsne_qglobal", "tsne_overall"],
-    "Latent manifold structure": ["NMI", "ARI", "ASW", "CAL", "DAV", "COR"],
-    "Intrinsic quality & robustness": ["manifold_dim", "spectral_decay", "participation", "anisotropy",
-                                       "directionality", "noise_resilience", "core_intrinsic",
-                                       "overall_intrinsic"],
-}
 CORE_METRICS: list[str] = [m for group in METRIC_GROUPS.values() for m in group]
 DEFAULT_METRICS: list[str] = CORE_METRICS + ["iLISI"]
 # Metrics on an open or method-dependent scale (not within [-1, 1]); figures give them their own axis.

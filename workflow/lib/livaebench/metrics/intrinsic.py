@@ -15,17 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..results import INTRINSIC_METRICS
+
 EPS = 1e-12
-NAMES = (
-    "manifold_dim",
-    "spectral_decay",
-    "participation",
-    "anisotropy",
-    "directionality",
-    "noise_resilience",
-    "core_intrinsic",
-    "overall_intrinsic",
-)
+NAMES = INTRINSIC_METRICS
 
 
 def covariance_spectrum(z: np.ndarray) -> np.ndarray:

@@ -22,21 +22,20 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..results import CLUSTERING_METRICS, DRE_SUFFIXES
 from . import batch as batch_mod
 from . import clustering as clu
 from .embedding_quality import coranking_scores_from_histogram, distance_correlations, max_rank_histograms
 from .intrinsic import NAMES as INTRINSIC_NAMES
 from .intrinsic import intrinsic_metrics
 
-CLUSTERING_NAMES = ("NMI", "ARI", "ASW", "CAL", "DAV", "COR")
 VIEWS = (("umap", "X_umap"), ("tsne", "X_tsne"))
-DRE_SUFFIXES = ("dcorr", "qlocal", "qglobal", "overall")
 PIPELINES = ("KK", "KL", "LK", "LL")
 
 
 def core_metric_names(with_batch: bool) -> list[str]:
     """The ARCHITECTURE.md metric names, in order (iLISI only for datasets with a batch column)."""
-    names = list(CLUSTERING_NAMES)
+    names = list(CLUSTERING_METRICS)
     for view, _ in VIEWS:
         names += [f"{view}_{s}" for s in DRE_SUFFIXES]
     names += list(INTRINSIC_NAMES)

@@ -4,7 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import anndata as ad
+import numpy as np
 import pytest
+
+from livaebench.data.preprocess import preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "resources"
@@ -23,3 +27,20 @@ def repo() -> Path:
 def shared_data() -> Path:
     """The real datasets shipped with the project (copies of ../shared/data with licence notes)."""
     return RESOURCES
+
+
+@pytest.fixture(scope="session")
+def tiny_rna(shared_data):
+    """300 real pancreas cells (seeded draw), 200 HVGs, through the project's preprocessing."""
+    raw = ad.read_h5ad(shared_data / "pancreas.h5ad")
+    rows = np.sort(np.random.default_rng(0).choice(raw.n_obs, 300, replace=False))
+    return preprocess(raw[rows].copy(), dataset="pancreas", modality="rna", label_key="clusters",
+                      n_features=200, min_genes=50)
+
+
+@pytest.fixture(scope="session")
+def tiny_atac(shared_data):
+    raw = ad.read_h5ad(shared_data / "atac_bmmc.h5ad")
+    rows = np.sort(np.random.default_rng(0).choice(raw.n_obs, 200, replace=False))
+    return preprocess(raw[rows].copy(), dataset="atac_bmmc", modality="atac", label_key="cell_type",
+                      n_features=300)

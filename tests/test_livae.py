@@ -1,7 +1,6 @@
 """LiVAE and its variants / VAE-family relatives: registry entries, loss terms, exports, on real data."""
 from __future__ import annotations
 
-import anndata as ad
 import numpy as np
 import pytest
 import torch
@@ -9,7 +8,6 @@ from scipy import stats
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from livaebench.data.preprocess import preprocess
 from livaebench.errors import InputError
 from livaebench.methods import all_methods, fit_method
 from livaebench.models.likelihoods import NegativeBinomial, Poisson, ZeroInflatedNegativeBinomial, ZeroInflatedPoisson
@@ -38,23 +36,6 @@ EXPECTED = {
     "dipvae": ({"nll_main", "kl", "dip"}, False),
     "infovae": ({"nll_main", "kl", "mmd"}, False),
 }
-
-
-@pytest.fixture(scope="session")
-def tiny_rna(shared_data):
-    """300 real pancreas cells (seeded draw), 200 HVGs, through the project's preprocessing."""
-    raw = ad.read_h5ad(shared_data / "pancreas.h5ad")
-    rows = np.sort(np.random.default_rng(0).choice(raw.n_obs, 300, replace=False))
-    return preprocess(raw[rows].copy(), dataset="pancreas", modality="rna", label_key="clusters",
-                      n_features=200, min_genes=50)
-
-
-@pytest.fixture(scope="session")
-def tiny_atac(shared_data):
-    raw = ad.read_h5ad(shared_data / "atac_bmmc.h5ad")
-    rows = np.sort(np.random.default_rng(0).choice(raw.n_obs, 200, replace=False))
-    return preprocess(raw[rows].copy(), dataset="atac_bmmc", modality="atac", label_key="cell_type",
-                      n_features=300)
 
 
 def test_registry_has_every_variant_with_its_family():

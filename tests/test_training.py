@@ -13,7 +13,6 @@ import torch
 from livaebench import training
 from livaebench.methods import fit_method
 from livaebench.training import EngineModel, NonFiniteLossError, TrainConfig, torch_runtime, train
-from test_livae import tiny_rna  # noqa: F401  (session fixture: 300 real pancreas cells)
 
 FAST = {"epochs": 2, "checkpoint_seconds": 1e9}
 

@@ -15,12 +15,16 @@ import re
 from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # anndata only for the annotation; plotting never needs to import it
+    from anndata import AnnData
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
@@ -273,8 +277,8 @@ def _categorical_palette(n: int):
     return sns.color_palette("husl", n)
 
 
-def umap_grid(embeddings: Mapping[str, "anndata.AnnData"], *, color_keys: list[str], out_png, title: str,
-              basis: str = "X_umap") -> Figure:  # noqa: F821 (anndata only for the annotation)
+def umap_grid(embeddings: Mapping[str, AnnData], *, color_keys: list[str], out_png, title: str,
+              basis: str = "X_umap") -> Figure:
     """Rows = colour keys (e.g. cell type, batch), columns = methods; one legend per row, right of
     the last column; categories share one palette across a row. Numeric keys with many values get a
     colour bar instead."""

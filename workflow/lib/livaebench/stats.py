@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from .errors import InputError
-from .results import METRIC_COLUMNS, METRIC_GROUPS, check_metric_columns
+from .results import METRIC_GROUPS, check_metric_columns
 
 log = logging.getLogger("livaebench")
 

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 
 from livaebench import plotting as pl  # noqa: E402
 from livaebench import stats as st  # noqa: E402
-from livaebench.results import write_tsv_atomic  # noqa: E402
+from livaebench.results import METRIC_COLUMNS, write_tsv_atomic  # noqa: E402
 
 METHODS = ["livae", "vae", "pca"]
 
@@ -28,7 +28,7 @@ def metric_table(n_datasets=6, methods=METHODS, metrics=st.CORE_METRICS, seeds=2
                 for metric in metrics:
                     scale = 500.0 if metric == "CAL" else 1.0
                     rows.append((f"ds{d}", m, s, metric, scale * (base - 0.03 * k + rng.normal(0, 0.02))))
-    return pd.DataFrame(rows, columns=st.METRIC_COLUMNS)
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
 def assert_outputs(png):

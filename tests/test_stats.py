@@ -11,7 +11,7 @@ from statsmodels.stats.libqsturng import psturng
 from statsmodels.stats.multicomp import pairwise_tukeyhsd
 
 from livaebench import stats as st
-from livaebench.results import read_metrics, write_tsv_atomic
+from livaebench.results import METRIC_COLUMNS, read_metrics, write_tsv_atomic
 from livaebench.errors import InputError
 
 
@@ -24,7 +24,7 @@ def long_table(wide: dict[str, np.ndarray], metric: str = "NMI", seeds: int = 1,
             offsets = np.linspace(-seed_noise, seed_noise, seeds) if seeds > 1 else [0.0]
             for s, off in enumerate(offsets):
                 rows.append((f"ds{d:02d}", method, s, metric, v + off))
-    return pd.DataFrame(rows, columns=st.METRIC_COLUMNS)
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
 def normal_design(n=12, seed=0):

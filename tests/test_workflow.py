@@ -48,7 +48,11 @@ def test_default_dry_run_plans_every_dataset_and_method():
     expected_runs = n_datasets * len(config["methods"]) * len(config["seeds"])
     assert counts["train"] == counts["embed"] == counts["evaluate"] == expected_runs
     assert counts["preprocess"] == counts["assemble_counts"] == n_datasets
-    assert counts["compare"] == len(config["comparisons"]) and counts["plot_umap_grid"] == n_datasets
+    methods = set(config["methods"])
+    active = [c for c in config["comparisons"].values()
+              if c["reference"] in methods and methods & set(c["baselines"])]  # the others are skipped
+    assert 0 < len(active) < len(config["comparisons"])
+    assert counts["compare"] == len(active) and counts["plot_umap_grid"] == n_datasets
 
 
 def test_one_target_plans_only_its_own_chain(tmp_path):
@@ -95,11 +99,13 @@ def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
     registry = write_registry(workdir / "datasets.tsv", shipped_rows(250))
     config = write_config(
-        workdir, datasets=str(registry), methods=["pca", "nmf", "livae", "vae"],
-        method_params={"livae": {"epochs": 3}, "vae": {"epochs": 3}},
+        workdir, datasets=str(registry), methods=["pca", "nmf", "livae", "vae", "livae_lambda1"],
+        method_params={m: {"epochs": 3} for m in ("livae", "vae", "livae_lambda1")},
         metrics={"max_cells": 200, "n_clusters": None, "ilisi_subsample_sizes": [100, 200]},
         comparisons={"livae_vs_baselines": {"reference": "livae", "baselines": ["vae", "pca", "nmf"]},
-                     "livae_vs_vae_atac": {"reference": "livae", "baselines": ["vae"], "modality": "atac"}},
+                     "livae_vs_vae_atac": {"reference": "livae", "baselines": ["vae"], "modality": "atac"},
+                     "sweep_lambda": {"reference": "livae", "baselines": ["livae_lambda1"], "test": "none",
+                                      "sweep": {"livae_lambda1": 1, "livae": 10}, "sweep_parameter": "λ"}},
     )
     result = snakemake(workdir, config, "--cores", "2")
     assert result.returncode == 0, result.stderr[-5000:]
@@ -140,8 +146,10 @@ def test_end_to_end_metrics_stats_figures(finished_run):
     atac = pd.read_csv(finished_run / "results/stats/livae_vs_vae_atac.tsv", sep="\t")
     assert (atac["n_datasets"] == 1).all() and atac["p_value"].isna().all()  # one dataset: no test, said so
     assert atac["test"].str.contains("insufficient").all()
+    sweep = pd.read_csv(finished_run / "results/stats/sweep_lambda.tsv", sep="\t")
+    assert (sweep["test"] == "none").all() and sweep["p_value"].isna().all()  # Δ only, as the paper's sweeps
     for figure in ["livae_vs_baselines/boxplots", "livae_vs_baselines/delta", "umap/pancreas", "umap/cellbench",
-                   "ilisi_subsample"]:
+                   "ilisi_subsample", "sweep_lambda/sensitivity"]:
         assert (finished_run / f"results/figures/{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (finished_run / f"results/figures/{figure}.pdf").read_bytes()[:5] == b"%PDF-"
 

@@ -8,6 +8,7 @@ import anndata as ad
 import numpy as np
 import pytest
 
+from geo_server import add_real_soft, build_constructed_series, serve
 from livaebench.data.preprocess import preprocess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,3 +45,44 @@ def tiny_atac(shared_data):
     rows = np.sort(np.random.default_rng(0).choice(raw.n_obs, 200, replace=False))
     return preprocess(raw[rows].copy(), dataset="atac_bmmc", modality="atac", label_key="cell_type",
                       n_features=300)
+
+
+@pytest.fixture(scope="session")
+def pancreas(shared_data):
+    """The real pancreas counts (read-only: tests copy before changing anything)."""
+    return ad.read_h5ad(shared_data / "pancreas.h5ad")
+
+
+@pytest.fixture(scope="session")
+def cellbench(shared_data):
+    return ad.read_h5ad(shared_data / "cellbench.h5ad")
+
+
+@pytest.fixture(scope="session")
+def atac(shared_data):
+    return ad.read_h5ad(shared_data / "atac_bmmc.h5ad")
+
+
+GEO_SERIES = "GSE999001"  # the constructed series served by the `geo` fixture (see tests/test_geo.py)
+GEO_CELLS_PER_SAMPLE = 100
+
+
+@pytest.fixture(scope="session")
+def geo(tmp_path_factory, shared_data):
+    """A real HTTP server on 127.0.0.1 serving a GEO-like tree: the constructed GSE999001 and the real
+    GSE105845 family SOFT."""
+    root = tmp_path_factory.mktemp("geo_root")
+    build_constructed_series(root, shared_data / "pancreas.h5ad", GEO_SERIES, n_samples=2,
+                             cells_per_sample=GEO_CELLS_PER_SAMPLE)
+    add_real_soft(root, REPO / "tests" / "data" / "geo" / "GSE105845_family.soft", "GSE105845")
+    with serve(root) as srv:
+        srv.root = root
+        yield srv
+
+
+@pytest.fixture
+def server(geo):
+    """The GEO server with no injected faults and an empty request log."""
+    geo.faults.clear()
+    geo.requests.clear()
+    return geo

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_server import add_real_soft, build_constructed_series, constructed_gsms, serve
+from geo_server import constructed_gsms
 from livaebench.data.geo import assemble_geo, fetch_geo
 from livaebench.data.io import read_counts, read_h5ad_checked, validate_counts, write_h5ad_atomic
 from livaebench.data.preprocess import preprocess
@@ -24,28 +24,6 @@ HERE = Path(__file__).resolve().parent
 RES = HERE.parent / "resources"
 ACC = "GSE999001"
 GSMS = constructed_gsms(ACC)
-
-
-@pytest.fixture(scope="module")
-def pancreas():
-    return ad.read_h5ad(RES / "pancreas.h5ad")
-
-
-@pytest.fixture(scope="module")
-def geo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("geo_root")
-    build_constructed_series(root, RES / "pancreas.h5ad", ACC, n_samples=2, cells_per_sample=50)
-    add_real_soft(root, HERE / "data" / "geo" / "GSE105845_family.soft", "GSE105845")
-    with serve(root) as srv:
-        srv.root = root
-        yield srv
-
-
-@pytest.fixture
-def server(geo):
-    geo.faults.clear()
-    geo.requests.clear()
-    return geo
 
 
 def fetch(server, dest, accession=ACC, **kw):

@@ -23,16 +23,6 @@ from livaebench.data.io import (decide_orientation, read_counts, read_h5ad_check
 RES = Path(__file__).resolve().parents[1] / "resources"
 
 
-@pytest.fixture(scope="module")
-def pancreas():
-    return ad.read_h5ad(RES / "pancreas.h5ad")
-
-
-@pytest.fixture(scope="module")
-def cellbench():
-    return ad.read_h5ad(RES / "cellbench.h5ad")
-
-
 def dense(m) -> np.ndarray:
     return m.toarray() if sp.issparse(m) else np.asarray(m)
 

@@ -13,13 +13,10 @@ import gzip
 import re
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import pandas as pd
-import pytest
 
-from geo_server import (SERIES_SAMPLES_CHARACTERISTICS, add_real_soft, build_constructed_series,
-                        constructed_gsms, sample_dir, serve, series_dir)
+from geo_server import (SERIES_SAMPLES_CHARACTERISTICS, constructed_gsms, sample_dir, series_dir)
 from livaebench.data.geo import (assemble_geo, fetch_geo, geo_range_dir, list_geo_supplementary, map_geo_url,
                                  soft_location)
 from livaebench.data.io import validate_counts, write_h5ad_atomic, read_h5ad_checked
@@ -29,29 +26,7 @@ RES = HERE.parent / "resources"
 REAL_SOFT = HERE / "data" / "geo" / "GSE105845_family.soft"
 ACC = "GSE999001"
 GSMS = constructed_gsms(ACC)
-CELLS = 100
-
-
-@pytest.fixture(scope="module")
-def geo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("geo_root")
-    build_constructed_series(root, RES / "pancreas.h5ad", ACC, n_samples=2, cells_per_sample=CELLS)
-    add_real_soft(root, REAL_SOFT, "GSE105845")
-    with serve(root) as srv:
-        srv.root = root
-        yield srv
-
-
-@pytest.fixture
-def server(geo):
-    geo.faults.clear()
-    geo.requests.clear()
-    return geo
-
-
-@pytest.fixture(scope="module")
-def pancreas():
-    return ad.read_h5ad(RES / "pancreas.h5ad")
+CELLS = 100  # = conftest.GEO_CELLS_PER_SAMPLE
 
 
 def fetch(server, dest, accession=ACC, **kw):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import pytest
 import scanpy as sc
@@ -15,21 +14,6 @@ from livaebench.data.io import read_h5ad_checked, write_h5ad_atomic
 from livaebench.data.preprocess import preprocess
 
 RES = Path(__file__).resolve().parents[1] / "resources"
-
-
-@pytest.fixture(scope="module")
-def pancreas():
-    return ad.read_h5ad(RES / "pancreas.h5ad")
-
-
-@pytest.fixture(scope="module")
-def cellbench():
-    return ad.read_h5ad(RES / "cellbench.h5ad")
-
-
-@pytest.fixture(scope="module")
-def atac():
-    return ad.read_h5ad(RES / "atac_bmmc.h5ad")
 
 
 @pytest.fixture(scope="module")

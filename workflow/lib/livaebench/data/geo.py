@@ -362,6 +362,12 @@ def assemble_geo(destdir, *, dataset: str, orientation: str = "auto") -> ad.AnnD
         if not path.is_file():
             raise InputError(_what(dataset, path), "is listed in manifest.tsv but missing",
                              f"delete {manifest_path} and rerun to download again")
+        # A file damaged on disk after its download can still parse (a tar cut at a member boundary
+        # just looks shorter), so the size recorded at download time is checked first.
+        if row.bytes and path.stat().st_size != int(row.bytes):
+            raise InputError(_what(dataset, path),
+                             f"has {path.stat().st_size} bytes but {row.bytes} were downloaded (truncated or corrupted)",
+                             REDOWNLOAD_FIX)
         if _TAR_RE.search(path.name):
             for member in _extract_tar(path, dataset=dataset):
                 if member.name not in listed:  # also downloaded on its own: count it once

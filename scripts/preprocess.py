@@ -7,8 +7,7 @@ with step(snakemake.log[0]) as log:
 
     row, options = snakemake.params.row, dict(snakemake.params.options)
     modality = row["modality"]
-    n_features = options.pop("n_features_rna") if modality == "rna" else options.pop("n_features_atac")
-    options.pop("n_features_rna", None), options.pop("n_features_atac", None)
+    n_features = {"rna": options.pop("n_features_rna"), "atac": options.pop("n_features_atac")}[modality]
     # For peaks, "detected features per cell" is far lower than for genes: ATAC has its own threshold.
     min_peaks = options.pop("min_peaks")
     if modality == "atac":

@@ -123,7 +123,15 @@ class NegativeBinomial(_CountDistribution):
             return torch.poisson(rate)
 
 
-class ZeroInflatedNegativeBinomial(NegativeBinomial):
+class _ZeroInflated:
+    """Mean of a zero-inflated count distribution: the kept fraction 1 − π of the base mean."""
+
+    @property
+    def mean(self):
+        return torch.sigmoid(-self.pi_logits) * self.mu
+
+
+class ZeroInflatedNegativeBinomial(_ZeroInflated, NegativeBinomial):
     """NB mixed with a point mass at 0 of probability π = sigmoid(pi_logits)."""
 
     arg_constraints = {**NegativeBinomial.arg_constraints, "pi_logits": constraints.real}
@@ -132,10 +140,6 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
         _CountDistribution.__init__(self, _as_log(mu, log_mu, "mu"),
                                     log_theta=_as_log(theta, log_theta, "theta"),
                                     pi_logits=torch.as_tensor(pi_logits))
-
-    @property
-    def mean(self):
-        return torch.sigmoid(-self.pi_logits) * self.mu
 
     @property
     def variance(self):
@@ -176,15 +180,11 @@ class Poisson(_CountDistribution):
             return torch.poisson(self.mu.expand(torch.Size(sample_shape) + self.batch_shape))
 
 
-class ZeroInflatedPoisson(Poisson):
+class ZeroInflatedPoisson(_ZeroInflated, Poisson):
     arg_constraints = {**Poisson.arg_constraints, "pi_logits": constraints.real}
 
     def __init__(self, mu=None, pi_logits=None, *, log_mu=None):
         _CountDistribution.__init__(self, _as_log(mu, log_mu, "mu"), pi_logits=torch.as_tensor(pi_logits))
-
-    @property
-    def mean(self):
-        return torch.sigmoid(-self.pi_logits) * self.mu
 
     @property
     def variance(self):

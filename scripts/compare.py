@@ -1,4 +1,4 @@
-"""Rule compare: paired statistics of one comparison family (METHODS §4)."""
+"""Rule compare: paired statistics of one comparison family (docs/methods.md §4)."""
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:
@@ -9,6 +9,7 @@ with step(snakemake.log[0]) as log:
     metrics = read_metrics(snakemake.input[0])
     metric_names = spec.get("metrics") or DEFAULT_METRICS  # the paper's panel; extras only when asked for
     table = compare(metrics, comparison=name, reference=spec["reference"], baselines=spec["baselines"],
-                    metrics_list=metric_names, datasets=spec["datasets"], test=spec.get("test", "auto"))
+                    metrics_list=metric_names, datasets=spec["datasets"], test=spec["test"],
+                    correction=spec["correction"])
     write_tsv_atomic(table, snakemake.output[0])
     log.info(f"{name}: {spec['reference']} vs {', '.join(spec['baselines'])} on {len(spec['datasets'])} datasets")

@@ -114,9 +114,12 @@ def test_skewed_data_takes_friedman_and_bonferroni_wilcoxon():
     table = st.compare(long_table(wide), comparison="c", reference="livae", baselines=["vae", "pca"],
                        metrics_list=["NMI"])
     assert set(table["test"]) == {"friedman+wilcoxon-bonferroni"}
-    for row in table.itertuples():
+    per_baseline = st.compare(long_table(wide), comparison="c", reference="livae", baselines=["vae", "pca"],
+                              metrics_list=["NMI"], correction="baselines")
+    for row, row_m in zip(table.itertuples(), per_baseline.itertuples()):
         raw = sps.wilcoxon(wide["livae"], wide[row.baseline]).pvalue
-        assert row.p_value == pytest.approx(min(1.0, 2 * raw), rel=1e-12)
+        assert row.p_value == pytest.approx(min(1.0, 3 * raw), rel=1e-12)  # k = 3 methods: 3 pairs
+        assert row_m.p_value == pytest.approx(min(1.0, 2 * raw), rel=1e-12)  # m = 2 baselines
     decision = st.decisions(table).iloc[0]
     friedman = sps.friedmanchisquare(wide["livae"], wide["vae"], wide["pca"])
     assert decision["omnibus_p"] == pytest.approx(friedman.pvalue, rel=1e-12)
@@ -132,8 +135,15 @@ def test_bonferroni_is_capped_at_one():
                        metrics_list=["NMI"], test="nonparametric")
     for row in table.itertuples():
         raw = sps.wilcoxon(wide["livae"], wide[row.baseline]).pvalue
-        assert row.p_value == pytest.approx(min(1.0, 4 * raw))
+        assert row.p_value == pytest.approx(min(1.0, 10 * raw))  # k = 5 methods: 10 pairs
     assert (table["p_value"] <= 1.0).all()
+
+
+@pytest.mark.parametrize("n_baselines, alpha", [(7, 0.0018), (8, 0.0014), (3, 0.0083)])
+def test_pairs_correction_reproduces_the_papers_alpha(n_baselines, alpha):
+    """Fig. 3 (7 classical), Fig. 4 (8 deep) and Fig. 5/6 (3 baselines): α = 0.05 / (k(k−1)/2)."""
+    assert 0.05 / st.bonferroni_factor(n_baselines, "pairs") == pytest.approx(alpha, abs=5e-5)
+    assert st.bonferroni_factor(n_baselines, "baselines") == n_baselines
 
 
 def test_two_methods_non_normal_use_wilcoxon_directly():
@@ -247,21 +257,3 @@ def test_read_and_write_round_trip(tmp_path):
     np.testing.assert_allclose(back["p_value"].iloc[:2], result["p_value"].iloc[:2], rtol=1e-12)
     with pytest.raises(InputError, match="not found"):
         read_metrics(tmp_path / "missing.tsv")
-
-
-def test_default_comparisons_follow_the_paper_families():
-    families = {"livae": ["livae", "ivae", "vae"], "classical": ["pca", "nmf"], "atac": ["peakvi", "lsi"],
-                "ablation": ["livae_nomain", "livae_nobn", "ivae_nobn"], "likelihood": ["livae_nb", "livae_zinb"],
-                "sweep_lambda": ["livae_lambda1", "livae_lambda5"]}
-    comps = st.default_comparisons(families, ["rna", "atac"], method_modalities={"peakvi": ["atac"], "lsi": ["atac"]})
-    assert comps["livae_vs_vae_ivae_rna"]["baselines"] == ["vae", "ivae"]
-    assert comps["livae_vs_vae_ivae_atac"]["modality"] == "atac"
-    assert comps["livae_vs_classical"]["modality"] is None and comps["livae_vs_classical"]["test"] == "auto"
-    assert comps["livae_vs_atac"]["modality"] == "atac"
-    assert comps["livae_ablation"]["baselines"] == ["livae_nomain", "livae_nobn"]
-    assert comps["ivae_ablation"] == {**comps["ivae_ablation"], "reference": "ivae", "baselines": ["ivae_nobn"],
-                                      "test": "none"}
-    assert comps["livae_likelihoods"]["test"] == "none"
-    assert comps["sensitivity_lambda"]["baselines"] == ["livae_lambda1", "livae_lambda5"]
-    assert "livae_vs_livae" not in comps and "livae_variants" not in comps
-    assert comps["livae_vs_classical"]["metrics"] == st.DEFAULT_METRICS

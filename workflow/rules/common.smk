@@ -12,17 +12,23 @@ LIB_DIR = str(Path(workflow.basedir) / "workflow" / "lib")
 sys.path.insert(0, LIB_DIR)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in [LIB_DIR, os.getenv("PYTHONPATH")] if p))
 
+from livaebench.comparisons import configured_comparisons
 from livaebench.config import load_registry, validate_config
 from livaebench.errors import InputError
-from livaebench.methods import get_method
+from livaebench.methods import ARTIFACT_FILES, check_method_params, get_method
+from livaebench.resources import train_resources
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
-CONDA_ENV = "../../envs/livaebench.yaml"
+ENVS = "../../envs"
+CONDA_ENV = f"{ENVS}/livaebench.yaml"
 
+# Everything a run can get wrong in its configuration stops it here, before any job starts.
 try:
     validate_config(config, SCHEMAS / "config.schema.yaml")
     DATASETS = load_registry(config["datasets"], SCHEMAS / "datasets.schema.yaml")
     METHODS = {name: get_method(name) for name in config["methods"]}
+    check_method_params(config["method_params"])
+    COMPARISONS = configured_comparisons(config)
 except InputError as err:
     raise WorkflowError(str(err)) from None
 
@@ -71,13 +77,50 @@ def metric_targets():
     return [metrics_path(*run) for run in all_runs()]
 
 
+def artifact_groups():
+    """Configured methods grouped by the artifacts they declare: one train rule per group."""
+    groups = {}
+    for name, method in METHODS.items():
+        groups.setdefault(method.artifacts, []).append(name)
+    return groups
+
+
+def train_rule_name(artifacts):
+    return "_".join(["train", *artifacts])
+
+
+def model_dir(dataset="{dataset}", method="{method}", seed="{seed}"):
+    return f"results/models/{dataset}/{method}/seed{seed}"
+
+
+def method_conda_env(wildcards):
+    return f"{ENVS}/{METHODS[wildcards.method].conda_env}"
+
+
+def train_threads(wildcards):
+    return METHODS[wildcards.method].resources.threads(config["threads"]["train"])
+
+
+def train_resource(key):
+    """A resource function of the train rules: the method's contract at the dataset's size and attempt."""
+
+    def resource(wildcards, input, attempt):
+        max_cells = DATASETS.loc[wildcards.dataset, "max_cells"]
+        return train_resources(METHODS[wildcards.method], input[0], attempt,
+                               int(max_cells) if max_cells else None)[key]
+
+    return resource
+
+
 def comparison_spec(name):
     """A comparison family restricted to what this run has: configured methods and matching datasets."""
-    spec = dict(config["comparisons"][name])
+    spec = dict(COMPARISONS[name])
     modality = spec.get("modality", "any")
     datasets = spec.get("datasets") or [
         d for d in DATASETS.index if modality == "any" or DATASETS.loc[d, "modality"] == modality
     ]
+    if spec.get("batch_only"):
+        datasets = [d for d in datasets if d in DATASETS.index and DATASETS.loc[d, "batch_key"]]
     spec["datasets"] = [d for d in datasets if d in DATASETS.index and spec["reference"] in methods_for(d)]
     spec["baselines"] = [m for m in spec["baselines"] if m in METHODS]
     return spec
@@ -86,7 +129,7 @@ def comparison_spec(name):
 def active_comparisons():
     """Comparisons whose reference and at least one baseline run on at least one dataset here."""
     active = []
-    for name in config["comparisons"]:
+    for name in COMPARISONS:
         spec = comparison_spec(name)
         if spec["reference"] in METHODS and spec["baselines"] and spec["datasets"]:
             active.append(name)
@@ -104,7 +147,7 @@ def batch_datasets():
 def figure_targets():
     targets = []
     for name in active_comparisons():
-        plots = ["boxplots", "delta"] + (["sensitivity"] if config["comparisons"][name].get("sweep") else [])
+        plots = ["boxplots", "delta"] + (["sensitivity"] if COMPARISONS[name].get("sweep") else [])
         targets += expand("results/figures/{comparison}/{plot}.{ext}", comparison=name, plot=plots,
                           ext=["png", "pdf"])
     targets += expand("results/figures/umap/{dataset}.{ext}", dataset=DATASETS.index, ext=["png", "pdf"])

@@ -3,7 +3,7 @@
 
 rule embed:
     input:
-        latent=rules.train.output[0],
+        latent=f"{model_dir()}/latent.npz",
         data=rules.preprocess.output[0],
     output:
         "results/embeddings/{dataset}/{method}/seed{seed}.h5ad",

@@ -1,20 +1,33 @@
-# Fit one registered method on one dataset with one seed. Torch models get the gpu resource.
+# Fit one registered method on one dataset with one seed. One train rule per set of declared artifacts
+# (most methods: none; neural models: their fitted model), so every file a later rule reads is a
+# declared output. Conda env, threads and resources follow the method's contract; torch models get
+# the gpu resource.
 
 
-rule train:
-    input:
-        rules.preprocess.output,
-    output:
-        "results/models/{dataset}/{method}/seed{seed}/latent.npz",
-    params:
-        overrides=lambda w: config["method_params"].get(w.method, {}),
-        latent_dim=config["latent_dim"],
-    threads: config["threads"]["train"]
-    resources:
-        gpu=lambda w: config["gpu"] if METHODS[w.method].uses_gpu else 0,
-    log:
-        "logs/train/{dataset}/{method}/seed{seed}.log",
-    conda:
-        CONDA_ENV
-    script:
-        "../../scripts/train.py"
+for _artifacts, _methods in artifact_groups().items():
+
+    rule:
+        name:
+            train_rule_name(_artifacts)
+        input:
+            "results/data/{dataset}/preprocessed.h5ad",
+        output:
+            latent=f"{model_dir()}/latent.npz",
+            **{name: f"{model_dir()}/{ARTIFACT_FILES[name]}" for name in _artifacts},
+        wildcard_constraints:
+            method="|".join(map(re.escape, _methods)),
+        params:
+            overrides=lambda w: config["method_params"].get(w.method, {}),
+            latent_dim=config["latent_dim"],
+            on_failure=config["on_method_failure"],
+        threads: train_threads
+        resources:
+            gpu=lambda w: config["gpu"] if METHODS[w.method].uses_gpu else 0,
+            mem_mb=train_resource("mem_mb"),
+            runtime=train_resource("runtime"),
+        log:
+            "logs/train/{dataset}/{method}/seed{seed}.log",
+        conda:
+            method_conda_env
+        script:
+            "../../scripts/train.py"

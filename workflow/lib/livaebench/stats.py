@@ -26,8 +26,10 @@ Decisions (the spec leaves them open; they are fixed here and named in the ``tes
   paired t-test p.
 * Non-parametric path: Friedman (scipy, needs >= 3 methods) as the omnibus, then two-sided Wilcoxon
   signed-rank tests (scipy defaults: zeros dropped) of the reference against each baseline,
-  Bonferroni-corrected (p × m, m = number of baselines, capped at 1; equivalent to α/m) — test
-  ``friedman+wilcoxon-bonferroni``. With a single baseline there is no omnibus: test ``wilcoxon``.
+  Bonferroni-corrected — test ``friedman+wilcoxon-bonferroni``. ``correction="pairs"`` (default, the
+  paper's α = 0.05 / (k(k−1)/2) over the k methods of a figure) multiplies p by k(k−1)/2;
+  ``correction="baselines"`` by m, the number of baselines (α/m). Reported p-values are adjusted
+  (capped at 1), so stars read against the usual 0.05 / 0.01 / 0.001. With a single baseline there is no omnibus: test ``wilcoxon``.
   A Wilcoxon test needs at least ``MIN_WILCOXON`` non-zero differences (with 4 its smallest
   attainable two-sided p is 0.125, so it could never reject).
 * Post hoc p-values are reported whatever the omnibus says: Tukey HSD and Bonferroni each control
@@ -40,7 +42,7 @@ Decisions (the spec leaves them open; they are fixed here and named in the ``tes
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -58,7 +60,8 @@ CORE_METRICS: list[str] = [m for group in METRIC_GROUPS.values() for m in group]
 DEFAULT_METRICS: list[str] = CORE_METRICS + ["iLISI"]
 # Metrics on an open or method-dependent scale (not within [-1, 1]); figures give them their own axis.
 UNBOUNDED_METRICS = frozenset({"CAL", "DAV", "COR"})
-LOWER_IS_BETTER = frozenset({"DAV", "COR"})
+# COR is read as the paper reads it: higher = stronger coupling of latent dimensions = better.
+LOWER_IS_BETTER = frozenset({"DAV"})
 
 TESTS = ("auto", "parametric", "nonparametric", "none")
 MIN_SHAPIRO = 3
@@ -166,8 +169,17 @@ def _anova_rm(wide: pd.DataFrame, methods: list[str]) -> dict:
                 "omnibus_error": str(err)}
 
 
+CORRECTIONS = ("pairs", "baselines")
+
+
+def bonferroni_factor(n_baselines: int, correction: str = "pairs") -> int:
+    """Number of tests a Bonferroni correction divides α by: pairs among the k = m + 1 methods, or m."""
+    k = n_baselines + 1
+    return k * (k - 1) // 2 if correction == "pairs" else n_baselines
+
+
 def decide_and_test(wide: pd.DataFrame, reference: str, baselines: list[str], *, test: str = "auto",
-                alpha: float = 0.05, tukey: str = "rm") -> tuple[list[dict], dict]:
+                    alpha: float = 0.05, tukey: str = "rm", correction: str = "pairs") -> tuple[list[dict], dict]:
     """Run the METHODS §4 decision path on one metric's complete dataset × method matrix.
 
     Returns one dict per baseline (baseline, delta, p_value, test, stars, n_datasets) and a record of
@@ -217,6 +229,8 @@ def decide_and_test(wide: pd.DataFrame, reference: str, baselines: list[str], *,
         return rows(pvals, decision["path"]), decision
 
     m = len(baselines)
+    factor = bonferroni_factor(m, correction)
+    decision["bonferroni_factor"] = factor
     if m >= 2:
         decision["path"] = PATH_FRIEDMAN
         try:
@@ -236,14 +250,14 @@ def decide_and_test(wide: pd.DataFrame, reference: str, baselines: list[str], *,
             pvals[b] = np.nan
             labels[b] = f"insufficient: {nonzero} non-zero differences (wilcoxon needs >={MIN_WILCOXON})"
         else:
-            pvals[b] = min(1.0, float(sps.wilcoxon(wide[reference], wide[b]).pvalue) * m)
+            pvals[b] = min(1.0, float(sps.wilcoxon(wide[reference], wide[b]).pvalue) * factor)
             labels[b] = decision["path"]
     return rows(pvals, labels.get), decision
 
 
 def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines: list[str],
             metrics_list: list[str], datasets: list[str] | None = None, test: str = "auto",
-            alpha: float = 0.05, tukey: str = "rm") -> pd.DataFrame:
+            alpha: float = 0.05, tukey: str = "rm", correction: str = "pairs") -> pd.DataFrame:
     """One comparison family: the reference against each baseline on each metric (see module doc).
 
     Returns the rows of ``results/stats/{comparison}.tsv`` (columns ``STATS_COLUMNS``) in
@@ -252,6 +266,8 @@ def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines
     what = f"comparison '{comparison}'"
     if test not in TESTS:
         raise InputError(what, f"unknown test '{test}'", f"use one of: {', '.join(TESTS)}")
+    if correction not in CORRECTIONS:
+        raise InputError(what, f"unknown correction '{correction}'", f"use one of: {', '.join(CORRECTIONS)}")
     if tukey not in ("rm", "independent"):
         raise InputError(what, f"unknown tukey mode '{tukey}'", "use 'rm' or 'independent'")
     baselines = list(dict.fromkeys(baselines))
@@ -271,7 +287,8 @@ def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines
     out, decisions = [], []
     for metric in dict.fromkeys(metrics_list):
         wide = paired_values(means, metric, [reference, *baselines], datasets)
-        rows, decision = decide_and_test(wide, reference, baselines, test=test, alpha=alpha, tukey=tukey)
+        rows, decision = decide_and_test(wide, reference, baselines, test=test, alpha=alpha, tukey=tukey,
+                                         correction=correction)
         decision.update(metric=metric, datasets=list(wide.index))
         decisions.append(decision)
         for row in rows:
@@ -292,73 +309,3 @@ def decisions(table: pd.DataFrame) -> pd.DataFrame:
         row["datasets"] = ",".join(map(str, d.get("datasets", [])))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------------------------
-# The paper's comparison families
-
-
-SWEEP_PREFIX = "sweep_"
-
-
-def default_comparisons(methods_by_family: Mapping[str, Iterable[str]], modalities: Iterable[str], *,
-                        reference: str = "livae", method_modalities: Mapping[str, Iterable[str]] | None = None,
-                        metrics: list[str] | None = None) -> dict[str, dict]:
-    """The paper's comparison families, built from the registered methods.
-
-    ``methods_by_family``: family → method names (registry ``Method.family``); ``modalities``: the
-    modalities present in the run; ``method_modalities`` (optional): method → modalities it supports,
-    so that a family whose methods all run on one modality (ATAC baselines) is compared on it only.
-
-    Families and their comparisons:
-    * ``{reference}_vs_vae_ivae_{modality}`` — reference vs ``vae`` and ``ivae``, one per modality;
-    * ``{reference}_vs_{family}`` — every other family (classical, vae_family, deep generative,
-      graph, ATAC ...), tested;
-    * ``{base}_ablation`` — family ``ablation``; each variant is compared with the method its name
-      starts with (``ivae_nobn`` → ``ivae``), Δ only;
-    * ``{reference}_likelihoods`` — family ``likelihood``, Δ only;
-    * ``sensitivity_{param}`` — families ``sweep_{param}``, Δ only.
-    Each value: ``{"reference", "baselines", "modality" (None: all), "datasets": None, "metrics", "test"}``.
-    """
-    metrics = list(metrics or DEFAULT_METRICS)
-    families = {f: list(dict.fromkeys(ms)) for f, ms in methods_by_family.items()}
-    every = {m for ms in families.values() for m in ms}
-    supports = {m: set(v) for m, v in (method_modalities or {}).items()}
-    modalities = list(dict.fromkeys(modalities))
-
-    def entry(ref, baselines, test, modality=None):
-        return {"reference": ref, "baselines": list(baselines), "modality": modality, "datasets": None,
-                "metrics": list(metrics), "test": test}
-
-    def family_modality(ms):
-        common = set(modalities)
-        for m in ms:
-            common &= supports.get(m, set(modalities))
-        return next(iter(common)) if len(common) == 1 and len(modalities) > 1 else None
-
-    out: dict[str, dict] = {}
-    pair = [m for m in ("vae", "ivae") if m in every and m != reference]
-    for mod in modalities if pair else []:
-        out[f"{reference}_vs_vae_ivae_{mod}"] = entry(reference, pair, "auto", mod)
-    for family, ms in families.items():
-        baselines = [m for m in ms if m != reference]
-        if not baselines:
-            continue
-        if family == "ablation":
-            by_base: dict[str, list[str]] = {}
-            for m in baselines:
-                base = m.split("_")[0]
-                by_base.setdefault(base if base in every else reference, []).append(m)
-            for base, variants in by_base.items():
-                out[f"{base}_ablation"] = entry(base, variants, "none")
-        elif family == "likelihood":
-            out[f"{reference}_likelihoods"] = entry(reference, baselines, "none")
-        elif family.startswith(SWEEP_PREFIX):
-            out[f"sensitivity_{family[len(SWEEP_PREFIX):]}"] = entry(reference, baselines, "none")
-        else:
-            # In the reference's own family (livae, ivae, vae) the per-modality comparison covers vae/ivae.
-            rest = [m for m in baselines if not (reference in ms and m in pair)]
-            if rest:
-                name = f"{reference}_variants" if family == reference else f"{reference}_vs_{family}"
-                out[name] = entry(reference, rest, "auto", family_modality(rest))
-    return out

@@ -69,6 +69,25 @@ class EngineModel(nn.Module):
     def on_step(self, step: int) -> None:
         """Called before every optimization step with the global step (e.g. for annealed weights)."""
 
+    def phases(self) -> list[dict[str, Any]]:
+        """Training phases, each a dict with a ``name`` and optional TrainConfig overrides (e.g. ``epochs``).
+
+        One phase by default. A model trained in stages (pretraining, then a clustering objective)
+        lists them; the adapter calls :meth:`start_phase` before each and trains it to completion.
+        """
+        return [{"name": "fit"}]
+
+    def start_phase(self, name: str, data: Mapping[str, torch.Tensor]) -> None:
+        """Prepare a phase (switch objectives, initialise cluster centres from the current embedding)."""
+
+    def latents(self, data: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """The embeddings of every cell after training: at least ``X_latent`` (cells x d, float32)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The model's configuration: saved beside its weights and part of the checkpoint's identity."""
+        return {"class": type(self).__name__}
+
 
 @dataclass
 class TrainConfig:
@@ -199,6 +218,26 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _read_checkpoint(path: Path, log: logging.Logger, what: str) -> dict[str, Any] | None:
+    """The checkpoint's contents, or None (with a warning, never a traceback) when it cannot be read.
+
+    ``weights_only=True``: a checkpoint is plain tensors, numbers and strings, so loading one never runs
+    code from the file. RNG states must be CPU tensors; load_state_dict copies the rest to the device.
+    """
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or "fingerprint" not in ckpt:
+            raise ValueError("not a training checkpoint")
+        return ckpt
+    except Exception as err:  # truncated, corrupt or foreign file: the run can always start afresh
+        log.warning("%s: discarding unreadable checkpoint %s (%s: %s); training starts afresh",
+                    what, path, type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")
+        path.unlink(missing_ok=True)
+        return None
+
+
 def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
     if not rows:
         path.write_text("")
@@ -262,7 +301,6 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
     model.on_fit_start(n_train)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(params, cfg)
-    weights_map = dict(model.loss_weights)
     batch_gen = torch.Generator().manual_seed(derive_seed(seed, 2))
     val_seed = derive_seed(seed, 3)
 
@@ -273,9 +311,8 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
     finished = stopped_early = False
     ckpt_path = outdir / CHECKPOINT_NAME if outdir is not None else None
     resumed_from = 0
-    if ckpt_path is not None and ckpt_path.exists():
-        # on the CPU: RNG states must be CPU tensors; load_state_dict copies the rest to the device
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = _read_checkpoint(ckpt_path, log, f"{dataset}/{method}") if ckpt_path is not None else None
+    if ckpt is not None:
         if ckpt.get("fingerprint") != fingerprint:
             log.warning("%s/%s: %s was made by another configuration or data; starting afresh",
                         dataset, method, ckpt_path)
@@ -336,7 +373,8 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
                 term_names = list(terms)
             elif list(terms) != term_names:
                 raise RuntimeError(f"{type(model).__name__}.loss_terms changed its terms: {list(terms)} vs {term_names}")
-            total = sum(weights_map.get(k, 1.0) * v for k, v in terms.items())
+            weights = model.loss_weights  # read every step: a model may anneal its weights in on_step
+            total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             if cfg.grad_clip and cfg.grad_clip > 0:
@@ -364,7 +402,7 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
 
         val_loss = math.nan
         if n_val:
-            val_loss = _validate(model, data, val_idx, batch_size, weights_map, device, val_seed)
+            val_loss = _validate(model, data, val_idx, batch_size, device, val_seed)
             if not math.isfinite(val_loss):
                 raise NonFiniteLossError(dataset, method, epoch, ["val_loss"], val_loss)
         row: dict[str, float] = {"epoch": epoch, **dict(zip(term_names, means[:-1])), "loss": means[-1],
@@ -423,7 +461,7 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
 
 
 @torch.no_grad()
-def _validate(model: EngineModel, data, val_idx, batch_size, weights_map, device, val_seed) -> float:
+def _validate(model: EngineModel, data, val_idx, batch_size, device, val_seed) -> float:
     """Weighted validation loss per cell, with the same noise every epoch and no effect on training RNG."""
     model.eval()
     total = torch.zeros((), device=device)
@@ -433,6 +471,7 @@ def _validate(model: EngineModel, data, val_idx, batch_size, weights_map, device
         for idx in torch.split(val_idx, batch_size):
             batch = {k: v.index_select(0, idx) for k, v in data.items()}
             terms = model.loss_terms(batch)
-            total += sum(weights_map.get(k, 1.0) * v for k, v in terms.items()) * idx.shape[0]
+            weights = model.loss_weights
+            total += sum(weights.get(k, 1.0) * v for k, v in terms.items()) * idx.shape[0]
     model.train()
     return float(total) / val_idx.shape[0]

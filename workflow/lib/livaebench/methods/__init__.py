@@ -1,14 +1,18 @@
 """Method registry and every registered method.
 
-Importing this package imports each module in it, so each module's ``register(...)`` calls run.
+Importing this package imports each module in it, so each module's ``register(...)`` calls run. It
+must stay cheap (the Snakefile imports it while parsing): method modules import heavy packages only
+inside the functions that fit.
 """
 import importlib
 import pkgutil
 
-from .registry import FitContext, Method, all_methods, fit_method, get_method, register
+from .registry import (ARTIFACT_FILES, Check, FitContext, Method, Resources, all_methods, check_method_params,
+                       fit_method, get_method, methods_of_family, register)
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "registry":
+    if _module.name not in ("registry", "engine"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["FitContext", "Method", "all_methods", "fit_method", "get_method", "register"]
+__all__ = ["ARTIFACT_FILES", "Check", "FitContext", "Method", "Resources", "all_methods", "check_method_params",
+           "fit_method", "get_method", "methods_of_family", "register"]

@@ -6,10 +6,14 @@ where TSVD is the uncentred counterpart of PCA).
 """
 from __future__ import annotations
 
-import numpy as np
-from sklearn import decomposition
+import importlib
 
-from .registry import FitContext, register
+import numpy as np
+
+from .registry import FitContext, Resources, register
+
+# Linear methods on one dense float32 copy of the input: a small memory model, single-digit minutes.
+_RESOURCES = Resources(mem_mb_base=1000, bytes_per_value=12, runtime_min_base=5, runtime_min_per_kcell=0.2)
 
 
 def _matrix(ctx: FitContext, layer: str | None) -> np.ndarray:
@@ -18,11 +22,16 @@ def _matrix(ctx: FitContext, layer: str | None) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def _sklearn_method(name: str, estimator, defaults: dict, *, layer: str | None = None,
+def _sklearn_method(name: str, estimator_name: str, defaults: dict, *, layer: str | None = None,
                     fit_subsample: bool = False, description: str = ""):
-    """Register a scikit-learn decomposition: ``estimator(n_components, random_state, **params)``."""
+    """Register ``sklearn.decomposition.<estimator_name>(n_components, random_state, **params)``.
+
+    The class is looked up when the method runs: importing scikit-learn while the workflow is
+    planned would cost every snakemake invocation its import time.
+    """
 
     def run(ctx: FitContext) -> dict[str, np.ndarray]:
+        estimator = getattr(importlib.import_module("sklearn.decomposition"), estimator_name)
         params = dict(ctx.params)
         n_components = int(params.pop("latent_dim"))
         max_fit_cells = params.pop("max_fit_cells", None)
@@ -40,23 +49,24 @@ def _sklearn_method(name: str, estimator, defaults: dict, *, layer: str | None =
             latent = model.fit_transform(data)
         return {"X_latent": np.asarray(latent, dtype=np.float32)}
 
-    register(name, "classical", run, {"latent_dim": 10, **defaults}, description=description)
+    register(name, "classical", run, {"latent_dim": 10, **defaults}, description=description,
+             resources=_RESOURCES)
 
 
-_sklearn_method("pca", decomposition.PCA, {"svd_solver": "arpack"}, description="principal component analysis")
-_sklearn_method("kernelpca", decomposition.KernelPCA,
+_sklearn_method("pca", "PCA", {"svd_solver": "arpack"}, description="principal component analysis")
+_sklearn_method("kernelpca", "KernelPCA",
                 {"kernel": "rbf", "eigen_solver": "randomized", "max_fit_cells": 5000},
                 fit_subsample=True, description="RBF kernel PCA (randomized eigensolver)")
-_sklearn_method("factoranalysis", decomposition.FactorAnalysis, {"svd_method": "randomized"},
+_sklearn_method("factoranalysis", "FactorAnalysis", {"svd_method": "randomized"},
                 description="factor analysis")
-_sklearn_method("nmf", decomposition.NMF, {"init": "nndsvda", "max_iter": 400}, layer="lognorm",
+_sklearn_method("nmf", "NMF", {"init": "nndsvda", "max_iter": 400}, layer="lognorm",
                 description="non-negative matrix factorisation of log-normalized values")
-_sklearn_method("fastica", decomposition.FastICA, {"whiten": "unit-variance", "max_iter": 400},
+_sklearn_method("fastica", "FastICA", {"whiten": "unit-variance", "max_iter": 400},
                 description="independent component analysis")
-_sklearn_method("truncatedsvd", decomposition.TruncatedSVD, {"algorithm": "randomized"}, layer="lognorm",
+_sklearn_method("truncatedsvd", "TruncatedSVD", {"algorithm": "randomized"}, layer="lognorm",
                 description="truncated SVD of uncentred log-normalized values")
 # The full-batch DictionaryLearning needs minutes per dataset on 2 cores; the mini-batch variant is the
 # one METHODS §7 allows for that reason.
-_sklearn_method("dictionarylearning", decomposition.MiniBatchDictionaryLearning,
+_sklearn_method("dictionarylearning", "MiniBatchDictionaryLearning",
                 {"batch_size": 256, "max_iter": 20, "transform_algorithm": "lasso_lars"},
                 description="mini-batch dictionary learning")

@@ -1,6 +1,7 @@
 """LiVAE, its ablations, likelihood variants and sweeps, and the VAE-family baselines, registered as methods.
 
-Every entry is one configuration of ``models.livae.LiVAE`` trained by ``training.train``.
+Every entry is one configuration of ``models.livae.LiVAE`` trained through the engine adapter
+(``methods.engine.fit_engine_model``); each writes the ``model`` artifact.
 
 Families (the ``family`` column that comparisons and figures group by):
 
@@ -16,62 +17,39 @@ is therefore the plain VAE; it is kept because the paper's ablation lists it. A 
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from .registry import FitContext, register
+from .engine import ENGINE_CHECKS, ENGINE_DEFAULTS, fit_engine_model
+from .registry import Check, FitContext, Resources, register
 
-# Parameters every method here takes (ctx.params = these, updated by the config's method_params).
-COMMON_DEFAULTS = {
-    "epochs": 400, "batch_size": 128, "lr": 1e-4, "weight_decay": 0.0, "grad_clip": 1.0,
-    "val_frac": 0.15, "patience": 25, "checkpoint_seconds": 60.0,
+# The LiVAE trunk's parameters, on top of the engine's (ctx.params = both, updated by method_params).
+MODEL_DEFAULTS = {
     "latent_dim": 10, "bottleneck_dim": 2, "hidden": 128, "likelihood": "auto",
     "w_main": 1.0, "w_bn": 1.0, "beta": 1.0, "lam": 10.0,
 }
+COMMON_DEFAULTS = {**ENGINE_DEFAULTS, **MODEL_DEFAULTS}
+CHECKS = {**ENGINE_CHECKS, "bottleneck_dim": Check(minimum=1), "hidden": Check(minimum=1),
+          "likelihood": Check(choices=("auto", "nb", "zinb", "poisson", "zip")),
+          **{k: Check(minimum=0) for k in ("w_main", "w_bn", "beta", "lam", "tc_beta", "dip_lambda_od",
+                                           "dip_lambda_d", "mmd_weight")}}
 _MODEL_KEYS = ("latent_dim", "bottleneck_dim", "hidden", "w_main", "w_bn", "beta", "lam",
                "tc_beta", "dip_lambda_od", "dip_lambda_d", "mmd_weight")
-_TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "val_frac", "patience",
-               "checkpoint_seconds")
+# Dense float32 input and counts plus the count tables: ~3 copies of cells x features, 4 bytes each.
+RESOURCES = Resources(mem_mb_base=1500, bytes_per_value=16, runtime_min_base=10, runtime_min_per_kcell=2.0)
 
 
-def fit_vae_model(ctx: FitContext, *, geo_pair: str = "bottleneck", regularizer: str = "none",
-                  progress: bool = True) -> dict[str, np.ndarray]:
-    """Train one LiVAE-class model on ``ctx.adata`` and return μ (and le for bottleneck models).
-
-    Writes to ``ctx.outdir``: train_log.tsv, train_info.json, checkpoint.pt (resumable) and model.pt.
-    """
-    # torch is imported here, not at module level: listing the registry (every workflow step does)
-    # should not cost torch's import time and memory
-    import torch
-
+def build_vae_model(ctx: FitContext, *, geo_pair: str = "bottleneck", regularizer: str = "none"):
+    """One LiVAE-class model for ``ctx`` and its tensors (the engine adapter trains it)."""
     from ..models.likelihoods import get_likelihood
     from ..models.livae import LiVAE, LiVAEConfig, count_tensors
-    from ..training import TrainConfig, resolve_device, torch_runtime, train
 
     p = ctx.params
-    with torch_runtime(ctx.threads, ctx.seed):
-        device = resolve_device(ctx.device)
-        likelihood = get_likelihood(p["likelihood"], ctx.modality).name
-        data, cap = count_tensors(ctx.adata, ctx.dataset)
-        config = LiVAEConfig(n_input=data["x"].shape[1], likelihood=likelihood, geo_pair=geo_pair, count_cap=cap,
-                             regularizer=regularizer, **{k: p[k] for k in _MODEL_KEYS if k in p})
-        model = LiVAE(config)  # initialised from the seed torch_runtime set
-        ctx.log.info("%s/%s: device %s, likelihood %s, %d cells x %d features", ctx.dataset, ctx.method,
-                     device, likelihood, *data["x"].shape)
-        train_cfg = TrainConfig(**{k: p[k] for k in _TRAIN_KEYS})
-        result = train(model, data, train_cfg, seed=ctx.seed, outdir=ctx.outdir, device=device, log=ctx.log,
-                       dataset=ctx.dataset, method=ctx.method, progress=progress,
-                       fingerprint_extra=model.describe())
-        mu, le = model.embed(data["x"].to(device))
-        outdir = Path(ctx.outdir)
-        torch.save({"state_dict": model.state_dict(), "config": model.describe(),
-                    "var_names": list(map(str, ctx.adata.var_names)), "train_info": result.info},
-                   outdir / "model.pt")
-    out = {"X_latent": mu.astype(np.float32)}
-    if le is not None:
-        out["X_bottleneck"] = le.astype(np.float32)
-    return out
+    likelihood = get_likelihood(p["likelihood"], ctx.modality).name
+    data, cap = count_tensors(ctx.adata, ctx.dataset)
+    config = LiVAEConfig(n_input=data["x"].shape[1], likelihood=likelihood, geo_pair=geo_pair, count_cap=cap,
+                         regularizer=regularizer, **{k: p[k] for k in _MODEL_KEYS if k in p})
+    ctx.log.info("%s/%s: likelihood %s", ctx.dataset, ctx.method, likelihood)
+    return LiVAE(config), data
 
 
 def _register(name: str, family: str, description: str, *, params: dict | None = None,
@@ -81,10 +59,10 @@ def _register(name: str, family: str, description: str, *, params: dict | None =
     structure, params = dict(structure or {}), dict(params or {})
 
     def run(ctx: FitContext) -> dict[str, np.ndarray]:
-        return fit_vae_model(ctx, **structure)
+        return fit_engine_model(ctx, lambda c: build_vae_model(c, **structure))
 
     register(name, family, run, {**COMMON_DEFAULTS, **params}, uses_gpu=True, description=description,
-             pinned=tuple(params))
+             pinned=tuple(params), artifacts=("model",), resources=RESOURCES, checks=CHECKS)
 
 
 _NO_BN = {"w_bn": 0.0, "lam": 0.0}

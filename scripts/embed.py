@@ -8,11 +8,18 @@ with step(snakemake.log[0], threads=snakemake.threads) as log:
     from livaebench.data.io import write_h5ad_atomic
     from livaebench.embedding import embedding_adata, load_latents, umap_tsne
 
+    from livaebench.failures import failure_reason
+
     w, options = snakemake.wildcards, snakemake.params.options
     latents = load_latents(snakemake.input.latent)
     prep = ad.read_h5ad(snakemake.input.data, backed="r")
-    views = umap_tsne(latents["X_latent"], seed=int(w.seed), n_neighbors=options["n_neighbors"],
-                      perplexity=options["tsne_perplexity"], threads=snakemake.threads)
-    emb = embedding_adata(prep, latents, views, method=w.method, seed=int(w.seed))
+    reason = failure_reason(latents)
+    if reason is None:
+        views = umap_tsne(latents["X_latent"], seed=int(w.seed), n_neighbors=options["n_neighbors"],
+                          perplexity=options["tsne_perplexity"], threads=snakemake.threads)
+        log.info(f"{w.dataset}/{w.method}/seed{w.seed}: latent {latents['X_latent'].shape}, UMAP and t-SNE written")
+    else:  # the method failed: the embedding file carries the failure on, without views
+        latents, views = {}, {}
+        log.warning(f"{w.dataset}/{w.method}/seed{w.seed}: the method failed ({reason}); no embedding")
+    emb = embedding_adata(prep, latents, views, method=w.method, seed=int(w.seed), failure=reason)
     write_h5ad_atomic(emb, snakemake.output[0])
-    log.info(f"{w.dataset}/{w.method}/seed{w.seed}: latent {latents['X_latent'].shape}, UMAP and t-SNE written")

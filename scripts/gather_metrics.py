@@ -2,8 +2,12 @@
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:
-    from livaebench.results import gather_metric_tables, write_tsv_atomic
+    from livaebench.results import failures, gather_metric_tables, write_tsv_atomic
 
     table = gather_metric_tables(snakemake.input)
-    write_tsv_atomic(table, snakemake.output[0])
-    log.info(f"{len(table)} metric values from {len(snakemake.input)} embeddings")
+    failed = failures(table)
+    write_tsv_atomic(table, snakemake.output.table)
+    write_tsv_atomic(failed, snakemake.output.failures)
+    log.info(f"{len(table)} metric rows from {len(snakemake.input)} embeddings; {len(failed)} failed run(s)")
+    for run in failed.itertuples():
+        log.warning(f"failed: {run.dataset}/{run.method}/seed{run.seed}: {run.reason}")

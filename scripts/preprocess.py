@@ -1,4 +1,4 @@
-"""Rule preprocess: QC, feature selection and normalisation (METHODS §1)."""
+"""Rule preprocess: QC, feature selection and normalisation (docs/methods.md §1)."""
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:

@@ -26,7 +26,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real datasets shipped with the project (copies of ../shared/data with licence notes)."""
+    """The real datasets shipped with the project in resources/ (licence notes in resources/README.md)."""
     return RESOURCES
 
 

@@ -16,7 +16,7 @@ from livaebench.models.regularizers import dip_ii_penalty, gaussian_kl, mmd_rbf,
 
 FAST = {"epochs": 2, "checkpoint_seconds": 1e9}
 
-# (loss terms in train_log.tsv, exports X_bottleneck) for each registered variant, from METHODS §2/§7
+# (loss terms in train_log.tsv, exports X_bottleneck) for each registered variant, from docs/methods.md §2.6 / §7.2
 _LIVAE = ({"nll_main", "nll_bn", "kl", "geo"}, True)
 EXPECTED = {
     "vae": ({"nll_main", "kl"}, False),

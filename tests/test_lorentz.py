@@ -1,4 +1,4 @@
-"""Lorentz geometry: exponential map at the origin and the stable distance (METHODS §2)."""
+"""Lorentz geometry: exponential map at the origin and the stable distance (docs/methods.md §2.4)."""
 from __future__ import annotations
 
 import numpy as np
@@ -73,7 +73,7 @@ def test_distance_is_symmetric_and_matches_a_float64_reference():
 
 
 def test_float32_stable_form_agrees_with_float64_and_beats_arcosh():
-    """METHODS §2: at tangent norms 0.01-12 the stable float32 distance has median relative error <= 2e-6."""
+    """docs/methods.md §2.4: at tangent norms 0.01-12 the stable float32 distance has median relative error <= 2e-6."""
     gen = np.random.default_rng(3)
     norms = np.exp(gen.uniform(np.log(0.01), np.log(12.0), size=400))
     u = _tangents(list(norms), seed=4)

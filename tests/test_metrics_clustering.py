@@ -1,4 +1,4 @@
-"""Clustering metrics against hand formulas on small data (METHODS.md §3, "Clustering")."""
+"""Clustering metrics against hand formulas on small data (docs/methods.md §3.1)."""
 from __future__ import annotations
 
 from math import comb

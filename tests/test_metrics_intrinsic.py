@@ -1,4 +1,4 @@
-"""Intrinsic scores on hand-built spectra whose values are worked out by hand (METHODS.md §3)."""
+"""Intrinsic scores on hand-built spectra whose values are worked out by hand (docs/methods.md §3.3)."""
 from __future__ import annotations
 
 import math
@@ -43,8 +43,9 @@ def test_spectrum_4_2_1_1_by_hand():
         "noise_resilience": (6 / 2) / 10,
         "core_intrinsic": core,
         "overall_intrinsic": 0.5 * core + 0.3 * 0.5 + 0.2 * 0.3,
+        "participation_norm": pr / 4,  # the extra score: the normalized participation ratio itself
     }
-    assert set(got) == set(NAMES)
+    assert set(got) == set(NAMES) | {"participation_norm"}
     for k, v in want.items():
         assert got[k] == pytest.approx(v, abs=1e-9), k
 

@@ -92,7 +92,7 @@ def test_without_labels_metrics_are_nan_with_reasons(caplog):
     with caplog.at_level(logging.INFO, logger="livaebench.metrics"):
         df = evaluate_embedding(a, seed=0)
     v = _values(df)
-    assert list(df["metric"]) == ARCHITECTURE_NAMES + [k for k in v if k.endswith("_kmax")]
+    assert list(df["metric"]) == ARCHITECTURE_NAMES + [k for k in v if k.endswith("_kmax")] + ["participation_norm"]
     for name in ("NMI", "ARI", "ASW", "CAL", "DAV"):
         assert np.isnan(v[name]) and df.attrs["reasons"][name]
     assert "no label column" in df.attrs["reasons"]["NMI"]

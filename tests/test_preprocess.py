@@ -1,4 +1,4 @@
-"""Preprocessing (METHODS.md section 1) on the real shipped datasets, checked against independent
+"""Preprocessing (docs/methods.md §1) on the real shipped datasets, checked against independent
 computations: scanpy's own normalize_total/log1p/scale for RNA, a dense numpy TF-IDF for ATAC."""
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_input_is_not_modified(pancreas):
 
 # ------------------------------------------------------------------------------------------ ATAC
 def tfidf_reference(counts: np.ndarray) -> np.ndarray:
-    """METHODS eq. 21 written out densely."""
+    """The paper's eq. 21 (docs/methods.md §1.2) written out densely."""
     n = counts.shape[0]
     tf = counts / counts.sum(axis=1, keepdims=True)
     idf = np.log(1 + n / (counts > 0).sum(axis=0))

@@ -1,4 +1,4 @@
-"""Statistics of issue 4: the METHODS §4 decision path and its numbers against scipy/statsmodels called
+"""Statistics of issue 4: the decision path of docs/methods.md §4.2 and its numbers against scipy/statsmodels called
 directly on synthetic metric tables whose answer is known by construction."""
 from __future__ import annotations
 

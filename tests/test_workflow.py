@@ -46,12 +46,20 @@ def test_default_dry_run_plans_every_dataset_and_method():
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     n_datasets = len(pd.read_csv(REPO / config["datasets"], sep="\t"))
     expected_runs = n_datasets * len(config["methods"]) * len(config["seeds"])
-    assert counts["train"] == counts["embed"] == counts["evaluate"] == expected_runs
+    # one train rule per artifact signature: classical methods declare none, neural ones their model
+    trains = sum(n for rule, n in counts.items() if rule.startswith("train"))
+    assert trains == counts["embed"] == counts["evaluate"] == expected_runs
+    from livaebench.methods import get_method
+
+    neural = [m for m in config["methods"] if get_method(m).artifacts == ("model",)]
+    assert neural and counts["train_model"] == len(neural) * n_datasets
     assert counts["preprocess"] == counts["assemble_counts"] == n_datasets
-    methods = set(config["methods"])
-    active = [c for c in config["comparisons"].values()
+    from livaebench.comparisons import paper_comparisons
+
+    methods, paper = set(config["methods"]), paper_comparisons()
+    active = [name for name, c in paper.items()
               if c["reference"] in methods and methods & set(c["baselines"])]  # the others are skipped
-    assert 0 < len(active) < len(config["comparisons"])
+    assert active == ["fig2_livae_vs_vae_ivae_rna", "fig2_livae_vs_vae_ivae_atac", "fig3_livae_vs_classical"]
     assert counts["compare"] == len(active) and counts["plot_umap_grid"] == n_datasets
 
 
@@ -62,20 +70,32 @@ def test_one_target_plans_only_its_own_chain(tmp_path):
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"assemble_counts": 1, "preprocess": 1, "train": 1, "embed": 1,
                                          "evaluate": 1, "total": 5}
+    result = snakemake(tmp_path, config, "-n", "results/models/pancreas/livae/seed0/model.pt")
+    assert result.returncode != 0  # livae is not configured here: no rule makes its artifact
 
 
-@pytest.mark.parametrize("override, key", [
-    ({"methodz": ["pca"]}, "methodz"),
-    ({"seeds": ["zero"]}, "seeds.0"),
-    ({"metrics": {"max_cells": "many"}}, "metrics.max_cells"),
+@pytest.mark.parametrize("override, named", [
+    ({"methodz": ["pca"]}, "key 'methodz"),
+    ({"seeds": ["zero"]}, "key 'seeds.0"),
+    ({"metrics": {"max_cells": "many"}}, "key 'metrics.max_cells"),
+    ({"method_params": {"nope": {"epochs": 3}}}, "key 'method_params.nope': 'nope' is not a registered method"),
+    ({"method_params": {"pca": {"n_comp": 3}}}, "unknown parameter 'n_comp' of method 'pca'"),
+    ({"method_params": {"livae": {"epochs": "ten"}}}, "parameter 'epochs' of method 'livae' is 'ten': it must be an"),
+    ({"method_params": {"livae": {"likelihood": "gauss"}}}, "parameter 'likelihood' of method 'livae'"),
+    ({"method_params": {"livae": {"lr": -1.0}}}, "it must be >= 0"),
+    ({"comparisons": {"mine": {"reference": "livae", "baselines": ["pcaa"]}}},
+     "comparison 'mine': 'pcaa' is not a registered method"),
+    ({"comparisons": {"../x": {"reference": "livae", "baselines": ["pca"]}}}, "key 'comparisons"),
+    ({"paper_comparisons": ["fig99"]}, "'fig99' is not one of the paper's comparisons"),
 ])
-def test_bad_config_key_is_named(tmp_path, override, key):
+def test_bad_config_is_named_before_any_job(tmp_path, override, named):
     registry = write_registry(tmp_path / "datasets.tsv", shipped_rows(300))
     config = write_config(tmp_path, datasets=str(registry), **override)
-    result = snakemake(tmp_path, config, "-n")
+    result = snakemake(tmp_path, config, "--cores", "1")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert f"key '{key}" in output, output[-2000:]
+    assert named in output, output[-2000:]
+    assert not (tmp_path / "results").exists() and "Fix:" in output
 
 
 def test_unknown_method_and_bad_registry_are_named(tmp_path):
@@ -99,10 +119,13 @@ def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
     registry = write_registry(workdir / "datasets.tsv", shipped_rows(250))
     config = write_config(
-        workdir, datasets=str(registry), methods=["pca", "nmf", "livae", "vae", "livae_lambda1"],
-        method_params={m: {"epochs": 3} for m in ("livae", "vae", "livae_lambda1")},
+        workdir, datasets=str(registry), methods=["pca", "nmf", "kernelpca", "livae", "vae", "livae_lambda1"],
+        # kernelpca with a kernel scikit-learn does not know fails on every dataset: recorded, not fatal
+        method_params={**{m: {"epochs": 3} for m in ("livae", "vae", "livae_lambda1")},
+                       "kernelpca": {"kernel": "no-such-kernel"}},
         metrics={"max_cells": 200, "n_clusters": None, "ilisi_subsample_sizes": [100, 200]},
-        comparisons={"livae_vs_baselines": {"reference": "livae", "baselines": ["vae", "pca", "nmf"]},
+        paper_comparisons=[],
+        comparisons={"livae_vs_baselines": {"reference": "livae", "baselines": ["vae", "pca", "nmf", "kernelpca"]},
                      "livae_vs_vae_atac": {"reference": "livae", "baselines": ["vae"], "modality": "atac"},
                      "sweep_lambda": {"reference": "livae", "baselines": ["livae_lambda1"], "test": "none",
                                       "sweep": {"livae_lambda1": 1, "livae": 10}, "sweep_parameter": "λ"}},
@@ -139,13 +162,25 @@ def test_end_to_end_metrics_stats_figures(finished_run):
     stats = pd.read_csv(finished_run / "results/stats/livae_vs_baselines.tsv", sep="\t")
     assert list(stats.columns) == ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test",
                                    "stars", "n_datasets"]
-    assert set(stats["baseline"]) == {"vae", "pca", "nmf"}
+    assert set(stats["baseline"]) == {"vae", "pca", "nmf", "kernelpca"}
     assert set(stats["metric"]) == set(ARCHITECTURE_METRICS) | {"iLISI"}  # the paper's panel, no extras
+    failed_rows = stats[stats["baseline"] == "kernelpca"]
+    assert (failed_rows["test"] == "insufficient: no finished run of kernelpca").all()
+    stats = stats[stats["baseline"] != "kernelpca"]
     n_datasets = stats.set_index("metric")["n_datasets"]
     assert (n_datasets.drop("iLISI") == 3).all() and (n_datasets["iLISI"] == 2).all()
     atac = pd.read_csv(finished_run / "results/stats/livae_vs_vae_atac.tsv", sep="\t")
     assert (atac["n_datasets"] == 1).all() and atac["p_value"].isna().all()  # one dataset: no test, said so
     assert atac["test"].str.contains("insufficient").all()
+    # the failed method: one status=failed row per dataset with its reason, listed in failures.tsv
+    failed = table[table["status"] == "failed"]
+    assert set(failed["method"]) == {"kernelpca"} and len(failed) == 3 and failed["metric"].isna().all()
+    assert failed["reason"].str.contains("no-such-kernel").all()
+    assert (table.loc[table["status"] == "ok", "reason"].fillna("") == "").all()
+    listed = pd.read_csv(finished_run / "results/metrics/failures.tsv", sep="\t")
+    assert sorted(listed["dataset"]) == ["atac_bmmc", "cellbench", "pancreas"]
+    log = (finished_run / "logs/train/pancreas/kernelpca/seed0.log").read_text().strip().splitlines()
+    assert "FAILED" in log[-1] and "Fix:" in log[-1]
     sweep = pd.read_csv(finished_run / "results/stats/sweep_lambda.tsv", sep="\t")
     assert (sweep["test"] == "none").all() and sweep["p_value"].isna().all()  # Δ only, as the paper's sweeps
     for figure in ["livae_vs_baselines/boxplots", "livae_vs_baselines/delta", "umap/pancreas", "umap/cellbench",

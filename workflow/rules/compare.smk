@@ -1,4 +1,4 @@
-# Paired statistics per comparison family (METHODS §4).
+# Paired statistics per comparison family (docs/methods.md §4).
 
 
 rule compare:

@@ -1,4 +1,4 @@
-# The metric panel (METHODS §3) for every embedding, then one table of everything.
+# The metric panel (docs/methods.md §3) for every embedding, then one table of everything.
 
 
 rule evaluate:
@@ -21,7 +21,12 @@ rule gather_metrics:
     input:
         metric_targets(),
     output:
-        "results/metrics/all.tsv",
+        table="results/metrics/all.tsv",
+        failures=report(
+            "results/metrics/failures.tsv",
+            caption="../report/failures.rst",
+            category="Failures",
+        ),
     log:
         "logs/gather_metrics.log",
     conda:

@@ -1,4 +1,4 @@
-# QC, feature selection and normalisation (METHODS §1): RNA and ATAC.
+# QC, feature selection and normalisation (docs/methods.md §1): RNA and ATAC.
 
 
 rule preprocess:

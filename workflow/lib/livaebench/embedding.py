@@ -51,12 +51,16 @@ def umap_tsne(latent: np.ndarray, *, seed: int, n_neighbors: int = 15, perplexit
 
 
 def embedding_adata(prep: ad.AnnData, latents: dict[str, np.ndarray], views: dict[str, np.ndarray], *,
-                    method: str, seed: int) -> ad.AnnData:
-    """The embedding file: cells with their annotations, the latent and its views in ``obsm``; no expression."""
+                    method: str, seed: int, failure: str | None = None) -> ad.AnnData:
+    """The embedding file: cells with their annotations, the latent and its views in ``obsm``; no expression.
+
+    A failed method's file has no ``obsm`` and ``uns['livaebench']`` says ``status: failed`` with the reason.
+    """
     info = dict(prep.uns["livaebench"])
     obs = prep.obs.copy()
     emb = ad.AnnData(obs=obs)
     for key, value in {**latents, **views}.items():
         emb.obsm[key] = np.asarray(value, dtype=np.float32)
-    emb.uns["livaebench"] = {**info, "method": method, "seed": int(seed)}
+    status = {"status": "ok"} if failure is None else {"status": "failed", "reason": failure}
+    emb.uns["livaebench"] = {**info, "method": method, "seed": int(seed), **status}
     return emb

@@ -56,6 +56,19 @@ def _save(fig: Figure, out_png) -> Figure:
     return fig
 
 
+def failed_note(metrics: pd.DataFrame, methods: list[str], limit: int = 6) -> str:
+    """'\nFailed (left out): method on dataset (reason); ...' for the figure's failed runs, or ''."""
+    from .results import failures
+
+    failed = failures(metrics)
+    failed = failed[failed["method"].isin(methods)]
+    if failed.empty:
+        return ""
+    items = [f"{r.method} on {r.dataset} ({str(r.reason)[:60]})" for r in failed.itertuples()]
+    more = f"; and {len(items) - limit} more" if len(items) > limit else ""
+    return "\nFailed (left out): " + "; ".join(items[:limit]) + more
+
+
 def method_colors(methods: list[str], reference: str | None = None) -> dict[str, tuple]:
     """A colour per method: the reference red, the others from a colour-blind-safe palette."""
     others = [m for m in dict.fromkeys(methods) if m != reference]
@@ -185,7 +198,8 @@ def metric_boxplots(metrics: pd.DataFrame, stats: pd.DataFrame | None, *, refere
         tests = sorted({t for t in (stats["test"] if stats is not None and len(stats) else [])
                         if isinstance(t, str) and t and not t.startswith("insufficient")})
         note = (f"Marks: {reference} vs method — * p<0.05, ** p<0.01, *** p<0.001, ns not significant; "
-                f"no mark: no test (too few datasets)" + (f". Tests: {', '.join(tests)}" if tests else ""))
+                f"no mark: no test (too few datasets)" + (f". Tests: {', '.join(tests)}" if tests else "")
+                + failed_note(metrics, methods))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(n_methods, 8), title=note,
                    title_fontsize=9, fontsize=10)
         n_text = (f"n = {min(n_used)}–{max(n_used)} datasets" if len(n_used) > 1
@@ -236,7 +250,7 @@ def delta_boxplots(metrics: pd.DataFrame, *, reference: str, baselines: list[str
             if ax.get_visible():
                 ax.set_ylabel(f"Δ = {reference} − baseline")
         fig.suptitle(f"{title}\nper-dataset difference of seed means; above 0: {reference} higher "
-                     f"(↓: lower is better)", fontsize=13)
+                     f"(↓: lower is better){failed_note(metrics, [reference, *baselines])}", fontsize=13)
         return _save(fig, out_png)
 
 

@@ -1,4 +1,4 @@
-"""Reading and writing the tables of the output contract (ARCHITECTURE.md)."""
+"""Reading and writing the tables of the output contract (docs/output-contract.md)."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,10 @@ import pandas as pd
 from .errors import InputError
 
 METRIC_COLUMNS = ["dataset", "method", "seed", "metric", "value"]
+# What the workflow writes: every row says whether its run finished (ok) or failed (and why).
+STATUS_COLUMNS = METRIC_COLUMNS + ["status", "reason"]
 
-# Metric names of the output contract (ARCHITECTURE.md), the one place that defines them.
+# Metric names of the output contract (docs/output-contract.md), the one place that defines them.
 CLUSTERING_METRICS = ("NMI", "ARI", "ASW", "CAL", "DAV", "COR")
 DRE_SUFFIXES = ("dcorr", "qlocal", "qglobal", "overall")
 INTRINSIC_METRICS = ("manifold_dim", "spectral_decay", "participation", "anisotropy", "directionality",
@@ -44,21 +46,38 @@ def check_metric_columns(table: pd.DataFrame, what: str) -> None:
 
 
 def metric_table(panel: pd.DataFrame, *, dataset: str, method: str, seed: int) -> pd.DataFrame:
-    """Long format ``dataset method seed metric value`` from a panel's ``metric value`` rows."""
+    """Long format ``dataset method seed metric value status reason`` from a panel's ``metric value`` rows."""
     table = panel[["metric", "value"]].copy()
     table.insert(0, "seed", int(seed))
     table.insert(0, "method", method)
     table.insert(0, "dataset", dataset)
-    return table[METRIC_COLUMNS]
+    table["status"], table["reason"] = "ok", ""
+    return table[STATUS_COLUMNS]
+
+
+def failed_metric_table(reason: str, *, dataset: str, method: str, seed: int) -> pd.DataFrame:
+    """The one row a failed method leaves: no metric, no value, ``status`` failed and the reason."""
+    return pd.DataFrame([{"dataset": dataset, "method": method, "seed": int(seed), "metric": None, "value": None,
+                          "status": "failed", "reason": reason}], columns=STATUS_COLUMNS)
 
 
 def gather_metric_tables(paths) -> pd.DataFrame:
-    """Concatenate per-embedding metric tables into ``all.tsv`` (status 'ok': every run here finished)."""
+    """Concatenate per-embedding metric tables into ``all.tsv`` (with ``status`` and ``reason`` per row)."""
     tables = [read_metrics(p) for p in paths]
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=METRIC_COLUMNS)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=STATUS_COLUMNS)
+    for column, default in (("status", "ok"), ("reason", "")):
+        table[column] = table[column].fillna(default) if column in table else default
     table["seed"] = table["seed"].astype(int)
-    table["status"] = "ok"
-    return table.sort_values(["dataset", "method", "seed", "metric"], kind="stable").reset_index(drop=True)
+    table = table.sort_values(["dataset", "method", "seed", "metric"], kind="stable", na_position="first")
+    return table[STATUS_COLUMNS].reset_index(drop=True)
+
+
+def failures(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs that failed (``dataset method seed reason``), from a metric table."""
+    if "status" not in table:
+        return pd.DataFrame(columns=["dataset", "method", "seed", "reason"])
+    failed = table[table["status"].astype(str) == "failed"]
+    return failed[["dataset", "method", "seed", "reason"]].drop_duplicates().reset_index(drop=True)
 
 
 def read_metrics(path: str | Path) -> pd.DataFrame:
@@ -66,6 +85,7 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "metric table not found", "run the evaluate stage first (results/metrics/all.tsv)")
-    table = pd.read_csv(path, sep="\t", dtype={"dataset": str, "method": str, "metric": str})
+    table = pd.read_csv(path, sep="\t", dtype={"dataset": str, "method": str, "metric": str, "reason": str},
+                        keep_default_na=False, na_values={"value": ["NA", "NaN", "nan", ""], "metric": ["NA", ""]})
     check_metric_columns(table, str(path))
     return table

@@ -1,4 +1,4 @@
-"""Paired comparisons of methods across datasets (METHODS §4, paper §2.9).
+"""Paired comparisons of methods across datasets (docs/methods.md §4, paper §2.9).
 
 Input: the long metric table ``results/metrics/all.tsv`` (``dataset method seed metric value`` and an
 optional ``status``). Output: one row per (metric, baseline) with the columns of
@@ -180,7 +180,7 @@ def bonferroni_factor(n_baselines: int, correction: str = "pairs") -> int:
 
 def decide_and_test(wide: pd.DataFrame, reference: str, baselines: list[str], *, test: str = "auto",
                     alpha: float = 0.05, tukey: str = "rm", correction: str = "pairs") -> tuple[list[dict], dict]:
-    """Run the METHODS §4 decision path on one metric's complete dataset × method matrix.
+    """Run the decision path of docs/methods.md §4.2 on one metric's complete dataset × method matrix.
 
     Returns one dict per baseline (baseline, delta, p_value, test, stars, n_datasets) and a record of
     the decision (Shapiro p-values, path, omnibus statistic and p).
@@ -286,12 +286,19 @@ def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines
 
     out, decisions = [], []
     for metric in dict.fromkeys(metrics_list):
-        wide = paired_values(means, metric, [reference, *baselines], datasets)
-        rows, decision = decide_and_test(wide, reference, baselines, test=test, alpha=alpha, tukey=tukey,
-                                         correction=correction)
+        # A baseline without a single finished run (it failed everywhere) would empty the paired block
+        # of every other baseline: it gets its own row and the others are tested without it.
+        finished = set(means.loc[(means["metric"] == metric) & means["value"].notna(), "method"])
+        present = [b for b in baselines if b in finished] if finished else baselines
+        wide = paired_values(means, metric, [reference, *present], datasets)
+        rows, decision = (decide_and_test(wide, reference, present, test=test, alpha=alpha, tukey=tukey,
+                                          correction=correction) if present else ([], {"path": "insufficient"}))
         decision.update(metric=metric, datasets=list(wide.index))
         decisions.append(decision)
-        for row in rows:
+        by_baseline = {row["baseline"]: row for row in rows}
+        for b in baselines:
+            row = by_baseline.get(b) or {"baseline": b, "delta": np.nan, "p_value": np.nan, "stars": "",
+                                         "test": f"insufficient: no finished run of {b}", "n_datasets": 0}
             out.append({"comparison": comparison, "metric": metric, "reference": reference, **row})
     table = pd.DataFrame(out, columns=STATS_COLUMNS)
     table["n_datasets"] = table["n_datasets"].astype(int)

@@ -2,7 +2,7 @@
 
 ``io``         local files (h5ad, 10x directory, 10x .h5, dense CSV/TSV) -> validated raw-count AnnData
 ``geo``        GEO series/sample -> downloaded supplementary files -> assembled raw-count AnnData
-``preprocess`` raw counts -> the preprocessed AnnData every method reads (METHODS.md section 1)
+``preprocess`` raw counts -> the preprocessed AnnData every method reads (docs/methods.md §1)
 """
 from .geo import assemble_geo, fetch_geo, list_geo_supplementary
 from .io import read_counts, read_h5ad_checked, validate_counts, write_h5ad_atomic

@@ -1,11 +1,11 @@
-"""Raw counts -> the preprocessed AnnData every method reads (METHODS.md section 1).
+"""Raw counts -> the preprocessed AnnData every method reads (docs/methods.md §1).
 
 Output contract: ``.X`` dense float32 model input; ``.layers['counts']`` raw counts of the selected
 features (CSR float32, the likelihood target); ``.layers['lognorm']`` non-negative normalized values (CSR
 float32); ``.obs`` the input's columns for the kept cells; ``.uns['livaebench']`` = {dataset, modality,
 label_key, batch_key}; ``.uns['preprocess']`` the parameters and what QC removed.
 
-Decisions where METHODS leaves room (all logged when they act):
+Decisions where the specification leaves room (docs/methods.md §1.5) (all logged when they act):
 - Library sizes (RNA normalize_total, ATAC term frequency) are taken over all features that pass QC,
   then the selected features are kept, as the usual scanpy workflow does.
 - ``min_genes`` means "minimum detected features": genes for RNA (default 200), peaks for ATAC
@@ -68,7 +68,7 @@ def zscore_clip(X: np.ndarray, clip: float = CLIP) -> np.ndarray:
 
 
 def tfidf(counts: sp.csr_matrix) -> sp.csr_matrix:
-    """METHODS eq. 21: log1p(x_ig / sum_g x_ig * log(1 + n / n_g) * 1e4); n_g = cells with peak g open."""
+    """The paper's eq. 21 (docs/methods.md §1.2): log1p(x_ig / sum_g x_ig * log(1 + n / n_g) * 1e4); n_g = cells with peak g open."""
     counts = sp.csr_matrix(counts, dtype=np.float64)
     n = counts.shape[0]
     lib = np.asarray(counts.sum(axis=1)).ravel()
@@ -156,7 +156,7 @@ def _select_atac(counts: sp.csr_matrix, n: int, say, dataset: str) -> tuple[np.n
 def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str = "", batch_key: str = "",
                n_features: int | None = None, min_genes: int | None = None, min_cells: int = 3,
                max_mito_pct: float | None = None, log=None) -> ad.AnnData:
-    """QC, feature selection and normalization of a raw-count AnnData (METHODS.md section 1).
+    """QC, feature selection and normalization of a raw-count AnnData (docs/methods.md §1).
 
     ``n_features`` defaults to 5000 (RNA) / 10000 (ATAC) and is capped at what the data has (logged).
     ``min_genes`` is the minimum number of detected features per cell, default 200 for RNA and 1 for

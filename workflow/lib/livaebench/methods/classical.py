@@ -66,7 +66,7 @@ _sklearn_method("fastica", "FastICA", {"whiten": "unit-variance", "max_iter": 40
 _sklearn_method("truncatedsvd", "TruncatedSVD", {"algorithm": "randomized"}, layer="lognorm",
                 description="truncated SVD of uncentred log-normalized values")
 # The full-batch DictionaryLearning needs minutes per dataset on 2 cores; the mini-batch variant is the
-# one METHODS §7 allows for that reason.
+# one docs/methods.md §7.6 allows for that reason.
 _sklearn_method("dictionarylearning", "MiniBatchDictionaryLearning",
                 {"batch_size": 256, "max_iter": 20, "transform_algorithm": "lasso_lars"},
                 description="mini-batch dictionary learning")

@@ -9,9 +9,9 @@ Families (the ``family`` column that comparisons and figures group by):
 * ``ablation``   — ivae_nomain, ivae_nobn, livae_nomain, livae_nobn, livae_views
 * ``likelihood`` — livae_nb, livae_zinb, livae_poisson, livae_zip
 * ``sweep``      — livae_lambda{1,5,10}, livae_k{2,4,6,8,10}, livae_d{5,10,15,20}
-* ``vae_family`` — betavae, betatcvae, dipvae, infovae (METHODS §7; same trunk, other regularizer)
+* ``vae_family`` — betavae, betatcvae, dipvae, infovae (docs/methods.md §7.2; same trunk, other regularizer)
 
-Notes on the table of METHODS §2: ``ivae_nobn`` (λ = 0, w_bn = 0) leaves the bottleneck untrained and
+Notes on the variant table of docs/methods.md §2.6: ``ivae_nobn`` (λ = 0, w_bn = 0) leaves the bottleneck untrained and
 is therefore the plain VAE; it is kept because the paper's ablation lists it. A model exports
 ``X_bottleneck`` (le, k-dimensional: 2-D at the default k) only when its bottleneck is trained.
 """
@@ -93,7 +93,7 @@ for _k in (2, 4, 6, 8, 10):
 for _d in (5, 10, 15, 20):
     _register(f"livae_d{_d}", "sweep", f"LiVAE, latent dimension d = {_d}", params={"latent_dim": _d})
 
-# --- VAE-family baselines (METHODS §7), same trunk and engine, no bottleneck
+# --- VAE-family baselines (docs/methods.md §7.2), same trunk and engine, no bottleneck
 _register("betavae", "vae_family", "β-VAE (β = 4)", params={**_NO_BN, "beta": 4.0})
 _register("betatcvae", "vae_family", "β-TCVAE: KL + (β−1)·total correlation (minibatch-weighted sampling, β = 6)",
           params={**_NO_BN, "tc_beta": 6.0}, structure={"regularizer": "tc"})

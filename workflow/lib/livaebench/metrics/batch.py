@@ -1,4 +1,4 @@
-"""Batch mixing: iLISI (METHODS.md §3, "Batch integration"; paper eq. 20).
+"""Batch mixing: iLISI (docs/methods.md §3.4; paper eq. 20).
 
 For each cell: its k = 90 nearest neighbours in Z (exact search, the cell itself excluded), Gaussian
 weights p_j ∝ exp(−β d_j) on their Euclidean distances with β set by binary search so that the

@@ -1,4 +1,4 @@
-"""Clustering metrics of a latent space (METHODS.md §3, "Clustering"), Leiden, and the multi-batch pipelines.
+"""Clustering metrics of a latent space (docs/methods.md §3.1; pipelines §3.5), Leiden, and the multi-batch pipelines.
 
 - K-means on Z with k = number of label categories (n_init 10, seeded) → ŷ; NMI (arithmetic
   normalisation), ARI (the real adjusted Rand index) and AMI against the labels; ASW, CAL, DAV of ŷ on Z.

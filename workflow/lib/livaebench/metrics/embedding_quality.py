@@ -1,6 +1,6 @@
 """Embedding quality of a 2-D view (UMAP, t-SNE) against the latent it was computed from.
 
-Two families (METHODS.md §3, "Embedding quality"):
+Two families (docs/methods.md §3.2):
 
 * distance correlation: Spearman correlation between the upper triangles of the two pairwise
   Euclidean distance matrices (ties get average ranks, as in scipy's ``spearmanr``);

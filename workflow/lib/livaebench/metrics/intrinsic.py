@@ -1,4 +1,4 @@
-"""Intrinsic manifold quality of a latent space from its covariance spectrum (METHODS.md §3, "Intrinsic").
+"""Intrinsic manifold quality of a latent space from its covariance spectrum (docs/methods.md §3, "Intrinsic").
 
 Every score is a function of the eigenvalues λ₁ ≥ … ≥ λ_d of the sample covariance of Z, so the
 module has one entry point on eigenvalues (``intrinsic_from_eigenvalues``, testable on hand-built
@@ -96,9 +96,13 @@ def intrinsic_from_eigenvalues(eigenvalues) -> dict[str, float]:
         "noise_resilience": noise_resilience,
         "core_intrinsic": core,
         "overall_intrinsic": float(overall),
+        # Extra (not in the paper): PR/d′ itself, 1 when every dimension carries equal variance. The paper
+        # reads a higher `participation` as more uniform use of dimensions, but 1 − PR/d′ grows as the
+        # variance collapses onto few dimensions; this is the score that means what the text says.
+        "participation_norm": float(pr / d_eff),
     }
 
 
 def intrinsic_metrics(z: np.ndarray) -> dict[str, float]:
-    """The eight intrinsic scores of a latent ``z`` (cells × d)."""
+    """The eight intrinsic scores of a latent ``z`` (cells × d), plus the extra ``participation_norm``."""
     return intrinsic_from_eigenvalues(covariance_spectrum(z))

@@ -2,7 +2,7 @@
 
 ``evaluate_embedding`` reads an embedding AnnData (obsm ``X_latent``, ``X_umap``, ``X_tsne``; obs with
 the label/batch columns) and returns one row per metric. Names of the paper's metrics are exactly
-those of ARCHITECTURE.md; extras carry their own names (AMI, leiden_*, iLISI_raw, iLISI_n<size>,
+those of the output contract (docs/output-contract.md); extras carry their own names (AMI, leiden_*, iLISI_raw, iLISI_n<size>,
 KK_ARI … LL_NMI). A metric that does not apply is NaN (paper metrics) or absent (extras), and the
 reason is logged and kept in ``df.attrs["reasons"]``; nothing is ever filled in.
 
@@ -34,7 +34,7 @@ PIPELINES = ("KK", "KL", "LK", "LL")
 
 
 def core_metric_names(with_batch: bool) -> list[str]:
-    """The ARCHITECTURE.md metric names, in order (iLISI only for datasets with a batch column)."""
+    """The output contract's metric names (docs/output-contract.md), in order (iLISI only for datasets with a batch column)."""
     names = list(CLUSTERING_METRICS)
     for view, _ in VIEWS:
         names += [f"{view}_{s}" for s in DRE_SUFFIXES]

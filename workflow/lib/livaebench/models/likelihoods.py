@@ -1,4 +1,4 @@
-"""Count likelihoods on raw counts: NB, ZINB, Poisson and ZIP (METHODS §2).
+"""Count likelihoods on raw counts: NB, ZINB, Poisson and ZIP (docs/methods.md §2.2).
 
 Each log-probability splits into two parts, which is what makes training cheap:
 

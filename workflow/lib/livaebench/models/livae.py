@@ -1,4 +1,4 @@
-"""LiVAE (METHODS §2) and every variant of it as configuration of one class, plus the VAE-family trunk.
+"""LiVAE (docs/methods.md §2) and every variant of it as configuration of one class, plus the VAE-family trunk.
 
 One ``LiVAE`` module covers:
 
@@ -6,7 +6,7 @@ One ``LiVAE`` module covers:
   ``livae``, ``*_nomain`` (w_main = 0), ``*_nobn`` (w_bn = 0), and ``livae_views`` (L_geo between
   two posterior samples z₁, z₂ instead of (z, ld); the bottleneck reconstruction is kept);
 * the likelihood (NB, ZINB, Poisson, ZIP) and the λ / k / d sweeps;
-* the VAE-family baselines on the same encoder/decoder trunk (METHODS §7) through ``regularizer``:
+* the VAE-family baselines on the same encoder/decoder trunk (docs/methods.md §7.2) through ``regularizer``:
   β-VAE (β), β-TCVAE ("tc"), DIP-VAE-II ("dip"), InfoVAE/MMD ("mmd").
 
 Speed: both reconstruction paths go through the shared decoder as one batched forward (z and ld

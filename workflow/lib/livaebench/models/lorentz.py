@@ -1,7 +1,7 @@
 """Lorentz (hyperboloid) model of hyperbolic space with curvature -1, as LiVAE's regularizer uses it.
 
 Points live on H^d = {x in R^{d+1} : <x,x>_L = -1, x_0 > 0}; the origin is o = (1, 0, ..., 0).
-Both functions are written for float32 training (METHODS §2):
+Both functions are written for float32 training (docs/methods.md §2.4):
 
 * ``exp_map0`` must have a finite gradient at u = 0 (the bottleneck output can be exactly the input at
   initialisation) and must not overflow: ||u|| is clamped at ``max_norm`` (cosh 15 ~ 1.6e6 keeps
@@ -55,7 +55,7 @@ def _arcosh1p(delta: torch.Tensor) -> torch.Tensor:
 def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Geodesic distance on H^d between points a, b (last dimension d+1), stable in float32.
 
-    δ = cosh(d) − 1 has two exact forms with different rounding: ½<a−b, a−b>_L (METHODS §2; exact
+    δ = cosh(d) − 1 has two exact forms with different rounding: ½<a−b, a−b>_L (docs/methods.md §2.4; exact
     for close points, d(x, x) = 0) and −<a,b>_L − 1 (no cancellation for far points, e.g. from the
     origin to radius 12, where the difference form loses ~3 digits in float32). Each pair takes the
     form whose rounding error bound is smaller: ~‖a−b‖² for the first, ~a_0 b_0 for the second.

@@ -1,4 +1,4 @@
-"""Latent regularizers of the VAE family (METHODS §2 and §7), each a per-minibatch scalar.
+"""Latent regularizers of the VAE family (docs/methods.md §2.3 and §7.2), each a per-minibatch scalar.
 
 All take the encoder's posterior parameters (μ, log σ²) and/or samples z of one minibatch (B, d).
 """

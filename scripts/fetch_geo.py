@@ -1,10 +1,11 @@
-"""Rule fetch_geo: download a GEO series' selected supplementary files."""
+"""Rule fetch_geo: download a GEO series' selected supplementary files (partial files resume from the cache)."""
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:
-    from livaebench.data.geo import fetch_geo
+    from livaebench.data.geo import fetch_geo, fetch_options
 
-    geo = snakemake.params.geo
-    fetch_geo(snakemake.params.accession, snakemake.output[0], dataset=snakemake.wildcards.dataset,
-              pattern=snakemake.params.pattern, base_url=geo["base_url"], retries=geo["retries"],
-              timeout=geo["timeout"])
+    dataset = snakemake.wildcards.dataset
+    options = fetch_options(snakemake.config.get("geo", {}), dataset=dataset)
+    options["base_url"] = snakemake.params.base_url
+    fetch_geo(snakemake.params.accession, snakemake.output[0], dataset=dataset, pattern=snakemake.params.pattern,
+              **options)

@@ -6,29 +6,46 @@
     with serve(root) as (base_url, shutdown):
         fetch_geo("GSE999001", dest, dataset="x", base_url=base_url)
 
-The returned object also carries ``faults`` (a dict: file name -> "truncate_once" | "truncate_always" |
-"error_once" | "ignore_range", changeable while the server runs) and ``requests`` (a list of (path, Range header, status)
-for every request), so tests can simulate broken transfers and check that downloads were resumed.
+The returned object also carries
+- ``faults``: a dict file name -> fault, changeable while the server runs (faults ending in ``_once``
+  apply to one request and are then dropped):
+  ``truncate_once`` / ``truncate_always`` (announce the full length, send half, drop the connection),
+  ``error_once`` (503), ``ignore_range`` (answer a Range request with the whole file),
+  ``no_length`` (no Content-Length, the whole body, connection closed), ``no_length_cut`` /
+  ``no_length_cut_once`` (no Content-Length, half the body), ``chunked`` / ``chunked_cut_once``
+  (HTTP/1.1 chunked encoding, whole / cut before the last chunk), ``no_content_range_once`` (a 206
+  without Content-Range), ``wrong_range_start_once`` (a 206 from byte 0 whatever was asked),
+  ``ignore_if_range`` (answer 206 even when If-Range no longer matches), ``no_validators`` (no ETag or
+  Last-Modified), ``trickle`` (one byte every TRICKLE_DELAY seconds), ``redirect=URL`` (302 to URL);
+- ``requests``: a list of (path, Range header, status) for every request;
+- ``transfers``: a list of dicts (path, host, range, if_range, status, sent) for every request, where
+  ``sent`` counts the body bytes that went out; ``sent(name)`` sums them for one file name.
 
 Beyond the stdlib ``SimpleHTTPRequestHandler`` the handler supports ``Range: bytes=a-[b]`` (206 with
-Content-Range, 416 when unsatisfiable) and GEO's sample query page ``/query/acc.cgi?acc=GSM...``
-(served from ``{root}/query/{GSM}.txt``).
+Content-Range, 416 when unsatisfiable), ETag (a hash of the content), Last-Modified and ``If-Range``
+(a validator that no longer matches gets the whole file), GEO's sample query page
+``/query/acc.cgi?acc=GSM...`` (served from ``{root}/query/{GSM}.txt``) and ``/moved/...``, the same tree
+without faults (a redirect target).
 
 ``build_constructed_series`` writes a CONSTRUCTED single-cell series into such a tree: the counts are
 real (cells and genes of ``resources/pancreas.h5ad``), but the series, its accession, its samples, their
 characteristics and the SOFT text are made up here, because no real GEO series is small enough to ship.
-``add_real_soft`` serves a real SOFT family file (gzipped, as GEO does).
+``add_series`` writes a minimal constructed series that lists given files and URLs verbatim (for hostile
+input). ``add_real_soft`` serves a real SOFT family file (gzipped, as GEO does).
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import re
 import shutil
 import tarfile
 import threading
+import time
 import urllib.parse
+from email.utils import formatdate
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -44,85 +61,151 @@ def range_dir(accession: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- server
+ONCE = ("truncate_once", "error_once", "no_length_cut_once", "chunked_cut_once", "no_content_range_once",
+        "wrong_range_start_once")
+TRICKLE_DELAY = 0.05  # seconds between the bytes of a trickling answer
+
+
 class _GeoHandler(SimpleHTTPRequestHandler):
-    """Static files with byte ranges and fault injection."""
+    """Static files with byte ranges, validators (ETag, Last-Modified, If-Range) and fault injection."""
 
     faults: dict = {}
     requests: list = []
+    transfers: list = []
 
     def log_message(self, format, *args):  # keep test output quiet
         pass
 
-    def _record(self, status: int) -> None:
+    def _record(self, status: int) -> dict:
+        """Log the request before answering it; the answer's byte count is added while it is sent."""
         self.requests.append((self.path, self.headers.get("Range"), int(status)))
+        entry = {"path": urllib.parse.urlsplit(self.path).path, "host": self.headers.get("Host"),
+                 "range": self.headers.get("Range"), "if_range": self.headers.get("If-Range"),
+                 "status": int(status), "sent": 0}
+        self.transfers.append(entry)
+        return entry
 
     def do_HEAD(self):
         self.send_error(HTTPStatus.NOT_IMPLEMENTED)
 
-    def do_GET(self):
+    def _local(self) -> tuple[Path, bool]:
+        """(file asked for, whether faults apply): /moved/... serves the same tree without faults."""
         parsed = urllib.parse.urlsplit(self.path)
         if parsed.path.endswith("/query/acc.cgi"):
             acc = urllib.parse.parse_qs(parsed.query).get("acc", [""])[0]
-            if not re.fullmatch(r"GSM\d+", acc):
-                self._record(404)
-                return self.send_error(HTTPStatus.NOT_FOUND)
-            local = Path(self.directory) / "query" / f"{acc}.txt"
-        else:
-            local = Path(self.translate_path(parsed.path))
+            return Path(self.directory) / "query" / (f"{acc}.txt" if re.fullmatch(r"GSM\d+", acc) else "-"), True
+        moved = parsed.path.startswith("/moved/")
+        path = parsed.path[len("/moved"):] if moved else parsed.path
+        return Path(self.translate_path(path)), not moved
+
+    def _fault(self, name: str) -> str:
+        fault = self.faults.get(name, "")
+        if fault in ONCE:
+            self.faults.pop(name, None)
+        return fault
+
+    def do_GET(self):
+        local, faulty = self._local()
         if not local.is_file():
             self._record(404)
             return self.send_error(HTTPStatus.NOT_FOUND)
-        data = local.read_bytes()
-        size = len(data)
-        start, end, status = 0, size - 1, HTTPStatus.OK
-        header = self.headers.get("Range")
-        if header and self.faults.get(local.name) != "ignore_range":
-            m = re.fullmatch(r"bytes=(\d+)-(\d*)", header.strip())
-            if not m or int(m[1]) >= size:
-                self._record(416)
-                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            start = int(m[1])
-            end = min(int(m[2]), size - 1) if m[2] else size - 1
-            status = HTTPStatus.PARTIAL_CONTENT
-        fault = self.faults.get(local.name)
+        fault = self._fault(local.name) if faulty else ""
+        if fault.startswith("redirect="):
+            self._record(302)
+            self.send_response(HTTPStatus.FOUND)
+            self.send_header("Location", fault.split("=", 1)[1])
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
         if fault == "error_once":
-            self.faults.pop(local.name, None)
             self._record(503)
             return self.send_error(HTTPStatus.SERVICE_UNAVAILABLE)
+        data = local.read_bytes()
+        etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+        modified = formatdate(local.stat().st_mtime, usegmt=True)
+        answer = self._range(len(data), etag, modified, fault)
+        if answer is None:
+            return
+        start, end, status = answer
+        self._send(data, start, end, status, fault, etag, modified)
+
+    def _range(self, size: int, etag: str, modified: str, fault: str):
+        """(first byte, last byte, status) of the answer; None when a 416 was sent."""
+        header = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if not header or fault == "ignore_range":
+            return 0, size - 1, HTTPStatus.OK
+        if if_range and if_range not in (etag, modified) and fault != "ignore_if_range":
+            return 0, size - 1, HTTPStatus.OK  # the file changed: the whole of it
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", header.strip())
+        if not m or int(m[1]) >= size:
+            self._record(416)
+            self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if fault.startswith("wrong_range_start"):
+            return 0, size - 1, HTTPStatus.PARTIAL_CONTENT
+        return int(m[1]), (min(int(m[2]), size - 1) if m[2] else size - 1), HTTPStatus.PARTIAL_CONTENT
+
+    def _send(self, data: bytes, start: int, end: int, status, fault: str, etag: str, modified: str) -> None:
         body = data[start:end + 1]
-        if fault in ("truncate_once", "truncate_always"):
-            if fault == "truncate_once":
-                self.faults.pop(local.name, None)
-            # Announce the full length, send about half, then drop the connection: a real cut transfer.
-            cut = body[: max(1, len(body) // 2)]
-        else:
-            cut = body
-        self._record(status)
+        cut = fault in ("truncate_once", "truncate_always", "no_length_cut_once", "no_length_cut", "chunked_cut_once")
+        # Announce the full length (or none), send about half, then drop the connection: a real cut transfer.
+        payload = body[: max(1, len(body) // 2)] if cut else body
+        chunked = fault.startswith("chunked")
+        if chunked:
+            self.protocol_version = "HTTP/1.1"
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+        elif not fault.startswith("no_length"):
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
-        if status == HTTPStatus.PARTIAL_CONTENT:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        if fault != "no_validators":
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", modified)
+        if status == HTTPStatus.PARTIAL_CONTENT and not fault.startswith("no_content_range"):
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        entry = self._record(status)
         self.end_headers()
+        self._write(payload, entry, chunked=chunked, last=not cut, trickle=fault == "trickle")
+        self.close_connection = True
+
+    def _write(self, payload: bytes, entry: dict, *, chunked: bool, last: bool, trickle: bool) -> None:
+        """Send the body, counting the bytes of content that went out in ``entry['sent']``."""
         try:
-            self.wfile.write(cut)
+            if trickle:
+                for i in range(len(payload)):
+                    self.wfile.write(payload[i:i + 1])
+                    self.wfile.flush()
+                    entry["sent"] += 1
+                    time.sleep(TRICKLE_DELAY)
+            elif chunked:
+                half = len(payload) // 2
+                for piece in (payload[:half], payload[half:]):
+                    if piece:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        entry["sent"] += len(piece)
+                if last:
+                    self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.wfile.write(payload)
+                entry["sent"] += len(payload)
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        if len(cut) < len(body):
-            self.close_connection = True
 
 
 class Served(tuple):
-    """``(base_url, shutdown)`` that is also a context manager and exposes faults/requests."""
+    """``(base_url, shutdown)`` that is also a context manager and exposes faults/requests/transfers."""
 
-    def __new__(cls, base_url, shutdown, faults, requests):
+    def __new__(cls, base_url, shutdown, faults, requests, transfers=None):
         obj = super().__new__(cls, (base_url, shutdown))
         obj.base_url, obj.shutdown, obj.faults, obj.requests = base_url, shutdown, faults, requests
+        obj.transfers = [] if transfers is None else transfers
         return obj
 
     def __enter__(self):
@@ -132,12 +215,22 @@ class Served(tuple):
         self.shutdown()
         return False
 
+    def sent(self, name: str) -> int:
+        """Bytes of ``name`` (a file name) served so far, all requests together."""
+        return sum(t["sent"] for t in self.transfers if t["path"].rsplit("/", 1)[-1] == name)
+
+    def clear(self) -> None:
+        self.faults.clear()
+        self.requests.clear()
+        self.transfers.clear()
+
 
 def serve(root, *, faults: dict | None = None) -> Served:
     """Serve ``root`` on 127.0.0.1 at a free port; returns (base_url, shutdown) (a context manager too)."""
     faults = {} if faults is None else faults
     requests: list = []
-    handler = type("Handler", (_GeoHandler,), {"faults": faults, "requests": requests})
+    transfers: list = []
+    handler = type("Handler", (_GeoHandler,), {"faults": faults, "requests": requests, "transfers": transfers})
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="geo-test-server", daemon=True)
@@ -151,7 +244,7 @@ def serve(root, *, faults: dict | None = None) -> Served:
             server.server_close()
             thread.join(timeout=10)
 
-    return Served(f"http://127.0.0.1:{server.server_address[1]}", shutdown, faults, requests)
+    return Served(f"http://127.0.0.1:{server.server_address[1]}", shutdown, faults, requests, transfers)
 
 
 # ------------------------------------------------------------------------------------ tree content
@@ -286,11 +379,34 @@ def build_constructed_series(root, source_h5ad, accession: str = "GSE999001", n_
     (sdir / "soft" / f"{accession}_family.soft.gz").write_bytes(_gz_bytes(soft.encode()))
 
 
+def add_series(root, accession: str, files: dict[str, bytes] | None = None, *, urls=(), samples=()) -> Path:
+    """A minimal CONSTRUCTED series: its SOFT lists ``files`` (written to its suppl folder, listed with
+    GEO's ftp:// URLs), then ``urls`` verbatim, and bare sample sections named ``samples`` verbatim."""
+    sdir = series_dir(root, accession)
+    (sdir / "suppl").mkdir(parents=True, exist_ok=True)
+    (sdir / "soft").mkdir(parents=True, exist_ok=True)
+    ftp = f"ftp://ftp.ncbi.nlm.nih.gov/geo/series/{range_dir(accession)}/{accession}/suppl"
+    listed = []
+    for name, data in (files or {}).items():
+        (sdir / "suppl" / name).write_bytes(data)
+        listed.append(f"{ftp}/{name}")
+    lines = [f"^SERIES = {accession}", "!Series_title = Constructed test series (not a real GEO series)",
+             f"!Series_geo_accession = {accession}",
+             *(f"!Series_sample_id = {s}" for s in samples),
+             *(f"!Series_supplementary_file = {u}" for u in [*listed, *urls])]
+    for sample in samples:
+        lines += [f"^SAMPLE = {sample}", f"!Sample_title = sample {sample}", f"!Sample_geo_accession = {sample}",
+                  "!Sample_data_row_count = 0"]
+    path = sdir / "soft" / f"{accession}_family.soft.gz"
+    path.write_bytes(_gz_bytes(("\n".join(lines) + "\n").encode()))
+    return sdir / "suppl"
+
+
 def constructed_gsms(accession: str = "GSE999001", n_samples: int = 2) -> list[str]:
     return [f"GSM{accession[3:]}{i + 1:02d}" for i in range(n_samples)]
 
 
-__all__ = ["Served", "add_real_soft", "build_constructed_series", "constructed_gsms", "serve", "series_dir",
+__all__ = ["Served", "add_real_soft", "add_series", "build_constructed_series", "constructed_gsms", "serve", "series_dir",
            "sample_dir", "range_dir"]
 
 if __name__ == "__main__":  # manual use: python tests/geo_server.py ROOT SOURCE_H5AD

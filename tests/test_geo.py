@@ -10,16 +10,19 @@ What is real and what is constructed:
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from geo_server import (SERIES_SAMPLES_CHARACTERISTICS, constructed_gsms, sample_dir, series_dir)
 from livaebench.data.geo import (assemble_geo, fetch_geo, geo_range_dir, list_geo_supplementary, map_geo_url,
                                  soft_location)
 from livaebench.data.io import validate_counts, write_h5ad_atomic, read_h5ad_checked
+from livaebench.errors import InputError
 
 HERE = Path(__file__).resolve().parent
 RES = HERE.parent / "resources"
@@ -140,23 +143,37 @@ def test_truncated_transfer_is_resumed_with_range(server, tmp_path):
 
 
 def test_partial_file_from_earlier_run_is_resumed(server, tmp_path):
+    """A run that fails halfway leaves its partial file (and the complete SOFT) in the cache, outside the
+    download folder; the next run resumes the file where it stopped and fetches nothing twice."""
     name = f"{ACC}_RAW.tar"
-    served = series_dir(server.root, ACC) / "suppl" / name
-    data = served.read_bytes()
-    (tmp_path / (name + ".part")).write_bytes(data[:1000])
-    fetch(server, tmp_path, pattern=r"_RAW\.tar$")
-    assert (tmp_path / name).read_bytes() == data
-    assert [rng for path, rng, _ in server.requests if path.endswith(name)] == ["bytes=1000-"]
+    data = (series_dir(server.root, ACC) / "suppl" / name).read_bytes()
+    dest, cache = tmp_path / "dl", tmp_path / "cache"
+    server.faults[name] = "truncate_once"
+    with pytest.raises(InputError, match="1 attempts"):
+        fetch(server, dest, pattern=r"_RAW\.tar$", retries=0, cache_dir=cache)
+    assert not dest.exists()  # nothing half-done in the output
+    half = (cache / (name + ".part")).stat().st_size
+    assert half == len(data) // 2 and (cache / f"{ACC}_family.soft.gz").is_file()
+    sidecar = json.loads((cache / (name + ".part.json")).read_text())
+    assert sidecar["total"] == len(data) and sidecar["etag"]
+    server.requests.clear()
+    fetch(server, dest, pattern=r"_RAW\.tar$", cache_dir=cache)
+    assert (dest / name).read_bytes() == data
+    assert [(p.rsplit("/", 1)[1], r, s) for p, r, s in server.requests] == [(name, f"bytes={half}-", 206)]
+    assert not cache.exists()  # cleaned once everything moved into the download folder
 
 
 def test_server_without_range_support_gets_a_fresh_download(server, tmp_path):
     name = f"{ACC}_RAW.tar"
     data = (series_dir(server.root, ACC) / "suppl" / name).read_bytes()
-    (tmp_path / (name + ".part")).write_bytes(b"x" * 1000)  # a stale partial that must not be kept
+    server.faults[name] = "truncate_once"
+    with pytest.raises(InputError):
+        fetch(server, tmp_path / "dl", pattern=r"_RAW\.tar$", retries=0, cache_dir=tmp_path / "cache")
+    server.requests.clear()
     server.faults[name] = "ignore_range"
-    fetch(server, tmp_path, pattern=r"_RAW\.tar$")
-    assert (tmp_path / name).read_bytes() == data
-    assert [(r, s) for p, r, s in server.requests if p.endswith(name)] == [("bytes=1000-", 200)]
+    fetch(server, tmp_path / "dl", pattern=r"_RAW\.tar$", cache_dir=tmp_path / "cache")
+    assert (tmp_path / "dl" / name).read_bytes() == data
+    assert [(r, s) for p, r, s in server.requests if p.endswith(name)] == [(f"bytes={len(data) // 2}-", 200)]
 
 
 def test_server_error_is_retried(server, tmp_path):

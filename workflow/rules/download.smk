@@ -1,4 +1,7 @@
 # Raw counts for every dataset: downloaded from GEO (source: geo) or read from a local file (source: file).
+# A failed download leaves its partial files in geo.cache_dir/{dataset} (not in the output, which Snakemake
+# deletes), so the rerun resumes them. Transfer settings and caps come from config["geo"] in the script,
+# not from params, so tuning them does not trigger a fresh download of finished datasets.
 
 
 localrules:
@@ -11,7 +14,7 @@ rule fetch_geo:
     params:
         accession=lambda w: DATASETS.loc[w.dataset, "accession"],
         pattern=lambda w: DATASETS.loc[w.dataset, "pattern"] or ".*",
-        geo=config["geo"],
+        base_url=config["geo"]["base_url"],
     log:
         "logs/fetch_geo/{dataset}.log",
     conda:

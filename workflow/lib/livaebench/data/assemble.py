@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .geo import assemble_geo
+from .geo import assemble_geo, extract_limits
 from .io import read_counts, validate_counts
 
 
@@ -20,11 +20,16 @@ def subsample_cells(adata, max_cells: int | None, seed: int, log: logging.Logger
     return adata[rows].copy()
 
 
-def assemble_counts(row: dict, source_path: str | Path, *, seed: int = 0, log: logging.Logger | None = None):
-    """Read a dataset as its registry row describes (local file or GEO download folder) and validate it."""
+def assemble_counts(row: dict, source_path: str | Path, *, seed: int = 0, log: logging.Logger | None = None,
+                    geo: dict | None = None):
+    """Read a dataset as its registry row describes (local file or GEO download folder) and validate it.
+
+    ``geo`` is the workflow's ``geo:`` config; its archive caps apply to GEO downloads.
+    """
     dataset = row["dataset"]
     if row["source"] == "geo":
-        adata = assemble_geo(source_path, dataset=dataset)
+        adata = assemble_geo(source_path, dataset=dataset, orientation=row.get("orientation") or "auto",
+                             **extract_limits(geo or {}))
     else:
         adata = read_counts(source_path, dataset=dataset, orientation=row.get("orientation") or "auto")
     adata = validate_counts(adata, dataset=dataset, source=str(source_path),

@@ -233,7 +233,9 @@ def serve(root, *, faults: dict | None = None) -> Served:
     handler = type("Handler", (_GeoHandler,), {"faults": faults, "requests": requests, "transfers": transfers})
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="geo-test-server", daemon=True)
+    # A short poll interval lets shutdown() return quickly (tests start many servers).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="geo-test-server",
+                              daemon=True)
     thread.start()
     done = threading.Event()
 

@@ -149,7 +149,7 @@ def test_partial_file_from_earlier_run_is_resumed(server, tmp_path):
     data = (series_dir(server.root, ACC) / "suppl" / name).read_bytes()
     dest, cache = tmp_path / "dl", tmp_path / "cache"
     server.faults[name] = "truncate_once"
-    with pytest.raises(InputError, match="1 attempts"):
+    with pytest.raises(InputError, match="1 attempt"):
         fetch(server, dest, pattern=r"_RAW\.tar$", retries=0, cache_dir=cache)
     assert not dest.exists()  # nothing half-done in the output
     half = (cache / (name + ".part")).stat().st_size

@@ -68,6 +68,7 @@ _GSM_RE = re.compile(r"^(GSM\d+)")
 # A supplementary file name becomes a path: a plain basename of safe characters, no leading dot.
 _FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _TAR_RE = re.compile(r"\.(tar|tar\.gz|tgz)$")
+_RESERVED_NAMES = {"manifest.tsv", "samples.tsv"}  # written by fetch_geo itself
 REDOWNLOAD_FIX = "delete it and rerun to download again"
 MANIFEST_COLUMNS = ["file", "sample", "url", "bytes"]
 
@@ -430,8 +431,9 @@ def _if_range(stored: dict) -> str | None:
 class _Progress:
     """Progress lines in the log, at most one every ``interval`` seconds."""
 
-    def __init__(self, name: str, total: int | None, enabled: bool, interval: float = PROGRESS_INTERVAL):
-        self.name, self.total, self.enabled, self.interval = name, total, enabled, interval
+    def __init__(self, name: str, total: int | None, enabled: bool, interval: float | None = None):
+        self.name, self.total, self.enabled = name, total, enabled
+        self.interval = PROGRESS_INTERVAL if interval is None else interval
         self.started = self.last = time.monotonic()
         self.first: int | None = None
 
@@ -517,6 +519,9 @@ class _Transfer:
     def _plan(self, resp, offset: int, stored: dict) -> tuple[int, int | None, str | None]:
         """(offset the body starts at, total size or None, problem) for a response."""
         if resp.status != 206:  # a full answer: start over (also when If-Range found the file changed)
+            if offset:
+                log.info("%s: the server sent the whole file (changed, or no range support); starting over",
+                         self.dest.name)
             total = _content_length(resp)
             self._start_fresh(resp, total)
             return 0, total, None
@@ -591,16 +596,25 @@ class _Transfer:
         if exc.code == 404:
             raise _NotFound(self.url) from None
         if exc.code == 416:  # the partial may be whole already, else it is no prefix of the file
-            rng = (exc.headers.get("Content-Range") or "").strip()
             size = self.part.stat().st_size if self.part.exists() else 0
-            if size and rng == f"bytes */{size}" and self._stored().get("total") == size:
-                return None
+            if size and (exc.headers.get("Content-Range") or "").strip() == f"bytes */{size}":
+                return self._whole_on_server(size)
             self.discard()
             return "HTTP 416 on resume; restarting from zero"
         if exc.code in (408, 429) or exc.code >= 500:
             return f"HTTP {exc.code}"
         raise InputError(self.what, f"download of {self.url} failed with HTTP {exc.code}",
                          "check the accession and the GEO base URL") from None
+
+    def _whole_on_server(self, size: int) -> str | None:
+        """The server says its file has exactly the partial's ``size`` bytes: complete, unless the file
+        (which then arrived without a length) fails its own check, i.e. it is damaged at the source."""
+        if self._stored().get("total") == size or container_state(self.part, self.dest.name) in ("complete", None):
+            return None
+        self.discard()
+        raise InputError(self.what, f"{self.url} is {size} bytes on the server and {self.dest.name} fails its own "
+                         "check there (truncated or corrupted at the source)",
+                         "check the GEO mirror (geo.base_url), or narrow the pattern to leave the file out")
 
     def safe_attempt(self) -> str | None:
         if self.deadline.expired:
@@ -655,7 +669,8 @@ def download(url: str, dest: Path, *, what: str, retries: int = 4, backoff: floa
                 return transfer.finish()
     finally:
         clock.cancel()
-    raise InputError(what, f"download of {url} stayed incomplete after {retries + 1} attempts ({problem})",
+    attempts = f"{retries + 1} attempt{'s' if retries else ''}"
+    raise InputError(what, f"download of {url} stayed incomplete after {attempts} ({problem})",
                      f"check the network or the GEO mirror (base_url) and rerun; {transfer.part.name} is resumed")
 
 
@@ -711,11 +726,17 @@ def _check_sample_names(obj, what: str) -> None:
                              "accession (GSM and digits)", "check that geo.base_url points at GEO or a faithful mirror")
 
 
+def _unsafe_name(name: str) -> bool:
+    """A supplementary file name must be a plain basename that none of the download's own files uses."""
+    return (not _FILE_NAME_RE.fullmatch(name) or ".." in name or name in _RESERVED_NAMES
+            or name.endswith((".part", ".part.json", ".extracted", ".tmp")))
+
+
 def _check_file_name(f: dict, what: str) -> None:
-    name = f["name"]
-    if not _FILE_NAME_RE.fullmatch(name) or ".." in name:
-        raise InputError(what, f"supplementary file {_shown(f['url'], 160)} has the unsafe file name {_shown(name)} "
-                         "(a plain name of letters, digits and ._+- is required)",
+    if _unsafe_name(f["name"]):
+        raise InputError(what, f"supplementary file {_shown(f['url'], 160)} has the unsafe file name "
+                         f"{_shown(f['name'])} (a plain name of letters, digits and ._+- is required, not one "
+                         "of the download's own files)",
                          "narrow the pattern to leave it out, or check that geo.base_url points at GEO")
 
 
@@ -789,10 +810,11 @@ class _Fetch:
 
     def clean(self) -> None:
         shutil.rmtree(self.cache, ignore_errors=True)
-        try:
-            self.cache.parent.rmdir()  # the shared cache root, once no dataset uses it
-        except OSError:
-            pass
+        if self.cache.parent.name == Path(DEFAULT_CACHE_DIR).name:
+            try:
+                self.cache.parent.rmdir()  # the shared default cache root, once no dataset uses it
+            except OSError:
+                pass
 
 
 def _move_whole(src: Path, dest: Path) -> None:
@@ -877,7 +899,7 @@ def fetch_geo(accession: str, destdir, *, dataset: str, pattern: str = r".*", ba
     obj = _fetch_soft(job, accession, url, soft_name, dataset)
     _check_sample_names(obj, what)
     chosen = _choose(_supplementary(obj, base_url), pattern, what)
-    for f in chosen:  # every name and URL is checked before the first byte is fetched
+    for f in chosen:  # every name and URL is checked before the first supplementary file is fetched
         _check_file_name(f, what)
         check_url(f["url"], job.allowed, what=what)
     log.info("%s: %d supplementary files match '%s'", accession, len(chosen), pattern)
@@ -908,8 +930,10 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     parts = PurePosixPath(name).parts
     if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
         return "has an absolute path"
-    if ".." in parts or "\\" in name:
+    if ".." in parts:
         return "climbs out of the extraction folder ('..')"
+    if "\\" in name:
+        return "has a backslash in its path"
     if member.issym() or member.islnk():
         return f"is a {'symbolic' if member.issym() else 'hard'} link (to {_shown(member.linkname)})"
     if member.isdev():
@@ -1025,7 +1049,7 @@ def assemble_geo(destdir, *, dataset: str, orientation: str = "auto",
     listed = set(manifest["file"])
     candidates: list[tuple[Path, str]] = []
     for row in manifest.itertuples():
-        if not _FILE_NAME_RE.fullmatch(row.file) or ".." in row.file:
+        if _unsafe_name(row.file):
             raise InputError(_what(dataset, manifest_path), f"lists the unsafe file name {_shown(row.file)}",
                              f"delete {manifest_path} and rerun to download again")
         path = destdir / row.file

@@ -16,7 +16,8 @@ The returned object also carries
   (HTTP/1.1 chunked encoding, whole / cut before the last chunk), ``no_content_range_once`` (a 206
   without Content-Range), ``wrong_range_start_once`` (a 206 from byte 0 whatever was asked),
   ``ignore_if_range`` (answer 206 even when If-Range no longer matches), ``no_validators`` (no ETag or
-  Last-Modified), ``trickle`` (one byte every TRICKLE_DELAY seconds), ``redirect=URL`` (302 to URL);
+  Last-Modified), ``trickle`` (the body one byte every TRICKLE_DELAY seconds), ``trickle_headers`` (the
+  same for the header lines, which never end), ``redirect=URL`` (302 to URL);
 - ``requests``: a list of (path, Range header, status) for every request;
 - ``transfers``: a list of dicts (path, host, range, if_range, status, sent) for every request, where
   ``sent`` counts the body bytes that went out; ``sent(name)`` sums them for one file name.
@@ -119,6 +120,8 @@ class _GeoHandler(SimpleHTTPRequestHandler):
         if fault == "error_once":
             self._record(503)
             return self.send_error(HTTPStatus.SERVICE_UNAVAILABLE)
+        if fault == "trickle_headers":
+            return self._trickle_headers()
         data = local.read_bytes()
         etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
         modified = formatdate(local.stat().st_mtime, usegmt=True)
@@ -127,6 +130,19 @@ class _GeoHandler(SimpleHTTPRequestHandler):
             return
         start, end, status = answer
         self._send(data, start, end, status, fault, etag, modified)
+
+    def _trickle_headers(self) -> None:
+        """An answer whose header lines arrive one byte every TRICKLE_DELAY seconds, without end."""
+        self._record(200)
+        try:
+            self.wfile.write(b"HTTP/1.0 200 OK\r\n")
+            for _ in range(int(60 / TRICKLE_DELAY)):
+                self.wfile.write(b"X")
+                self.wfile.flush()
+                time.sleep(TRICKLE_DELAY)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        self.close_connection = True
 
     def _range(self, size: int, etag: str, modified: str, fault: str):
         """(first byte, last byte, status) of the answer; None when a 416 was sent."""
@@ -408,8 +424,8 @@ def constructed_gsms(accession: str = "GSE999001", n_samples: int = 2) -> list[s
     return [f"GSM{accession[3:]}{i + 1:02d}" for i in range(n_samples)]
 
 
-__all__ = ["Served", "add_real_soft", "add_series", "build_constructed_series", "constructed_gsms", "serve", "series_dir",
-           "sample_dir", "range_dir"]
+__all__ = ["Served", "add_real_soft", "add_series", "build_constructed_series", "constructed_gsms", "serve",
+           "series_dir", "sample_dir", "range_dir"]
 
 if __name__ == "__main__":  # manual use: python tests/geo_server.py ROOT SOURCE_H5AD
     import sys

@@ -996,8 +996,8 @@ def _check_expansion(path: Path, *, dataset: str, max_bytes: int) -> None:
         raise InputError(what, f"is a corrupted or truncated gzip file ({_one_line(exc)})", REDOWNLOAD_FIX) from exc
     if size > max_bytes:
         raise InputError(what, f"decompresses to more than {max_bytes} bytes (geo.max_extract_bytes; a gzip bomb "
-                         "or an unexpectedly large file)",
-                         "raise geo.max_extract_bytes if the file is genuine, or leave it out with the registry pattern")
+                         "or an unexpectedly large file)", "raise geo.max_extract_bytes if the file is genuine, "
+                         "or leave it out with the registry pattern")
 
 
 # -------------------------------------------------------------------------------------- assembly

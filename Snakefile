@@ -28,3 +28,4 @@ rule all:
         "results/metrics/all.tsv",
         comparison_targets(),
         figure_targets(),
+        "results/benchmarks/rules.tsv",

@@ -36,6 +36,7 @@ except InputError as err:
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS.index)),
     method="|".join(map(re.escape, METHODS)),
+    comparison="|".join(map(re.escape, COMPARISONS)) or "(?!)",
     seed=r"\d+",
 
 
@@ -154,3 +155,22 @@ def figure_targets():
     if batch_datasets():
         targets += expand("results/figures/ilisi_subsample.{ext}", ext=["png", "pdf"])
     return targets
+
+
+def benchmark_targets():
+    """The benchmark file of every job the default target runs (each rule's `benchmark:` path)."""
+    bench = "results/benchmarks"
+    runs = all_runs()
+    targets = [f"{bench}/fetch_geo/{d}.tsv" for d in DATASETS.index if DATASETS.loc[d, "source"] == "geo"]
+    targets += [f"{bench}/{step}/{d}.tsv" for step in ("assemble_counts", "preprocess") for d in DATASETS.index]
+    targets += [f"{bench}/{step}/{d}/{m}/seed{s}.tsv" for step in ("train", "embed", "evaluate") for d, m, s in runs]
+    targets.append(f"{bench}/gather_metrics.tsv")
+    for name in active_comparisons():
+        targets += [f"{bench}/compare/{name}.tsv", f"{bench}/plot_comparison/{name}.tsv"]
+        if COMPARISONS[name].get("sweep"):
+            targets.append(f"{bench}/plot_sensitivity/{name}.tsv")
+    targets += [f"{bench}/plot_umap_grid/{d}.tsv" for d in DATASETS.index]
+    if batch_datasets():
+        targets.append(f"{bench}/plot_ilisi.tsv")
+    return targets
+

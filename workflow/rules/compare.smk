@@ -10,6 +10,8 @@ rule compare:
         spec=lambda w: comparison_spec(w.comparison),
     log:
         "logs/compare/{comparison}.log",
+    benchmark:
+        "results/benchmarks/compare/{comparison}.tsv",
     conda:
         CONDA_ENV
     script:

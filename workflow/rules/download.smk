@@ -17,6 +17,8 @@ rule fetch_geo:
         base_url=config["geo"]["base_url"],
     log:
         "logs/fetch_geo/{dataset}.log",
+    benchmark:
+        "results/benchmarks/fetch_geo/{dataset}.tsv",
     conda:
         CONDA_ENV
     script:
@@ -33,6 +35,8 @@ rule assemble_counts:
         seed=config["seeds"][0],
     log:
         "logs/assemble_counts/{dataset}.log",
+    benchmark:
+        "results/benchmarks/assemble_counts/{dataset}.tsv",
     conda:
         CONDA_ENV
     script:

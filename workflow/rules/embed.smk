@@ -12,6 +12,8 @@ rule embed:
     threads: config["threads"]["embed"]
     log:
         "logs/embed/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/embed/{dataset}/{method}/seed{seed}.tsv",
     conda:
         CONDA_ENV
     script:

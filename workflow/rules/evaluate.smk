@@ -11,6 +11,8 @@ rule evaluate:
     threads: config["threads"]["evaluate"]
     log:
         "logs/evaluate/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}/{method}/seed{seed}.tsv",
     conda:
         CONDA_ENV
     script:
@@ -29,7 +31,27 @@ rule gather_metrics:
         ),
     log:
         "logs/gather_metrics.log",
+    benchmark:
+        "results/benchmarks/gather_metrics.tsv",
     conda:
         CONDA_ENV
     script:
         "../../scripts/gather_metrics.py"
+
+
+rule rule_benchmarks:
+    input:
+        benchmark_targets(),
+    output:
+        report(
+            "results/benchmarks/rules.tsv",
+            caption="../report/benchmarks.rst",
+            category="Run time and memory",
+        ),
+    log:
+        "logs/rule_benchmarks.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/rule_benchmarks.py"
+

@@ -24,6 +24,8 @@ rule plot_comparison:
         spec=lambda w: comparison_spec(w.comparison),
     log:
         "logs/figures/{comparison}.log",
+    benchmark:
+        "results/benchmarks/plot_comparison/{comparison}.tsv",
     conda:
         CONDA_ENV
     script:
@@ -44,6 +46,8 @@ rule plot_sensitivity:
         spec=lambda w: comparison_spec(w.comparison),
     log:
         "logs/figures/{comparison}_sensitivity.log",
+    benchmark:
+        "results/benchmarks/plot_sensitivity/{comparison}.tsv",
     conda:
         CONDA_ENV
     script:
@@ -65,6 +69,8 @@ rule plot_umap_grid:
         row=dataset_row,
     log:
         "logs/figures/umap_{dataset}.log",
+    benchmark:
+        "results/benchmarks/plot_umap_grid/{dataset}.tsv",
     conda:
         CONDA_ENV
     script:
@@ -86,6 +92,8 @@ rule plot_ilisi:
         datasets=batch_datasets(),
     log:
         "logs/figures/ilisi.log",
+    benchmark:
+        "results/benchmarks/plot_ilisi.tsv",
     conda:
         CONDA_ENV
     script:

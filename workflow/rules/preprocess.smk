@@ -11,6 +11,8 @@ rule preprocess:
         options=config["preprocess"],
     log:
         "logs/preprocess/{dataset}.log",
+    benchmark:
+        "results/benchmarks/preprocess/{dataset}.tsv",
     conda:
         CONDA_ENV
     script:

@@ -27,6 +27,8 @@ for _artifacts, _methods in artifact_groups().items():
             runtime=train_resource("runtime"),
         log:
             "logs/train/{dataset}/{method}/seed{seed}.log",
+        benchmark:
+            "results/benchmarks/train/{dataset}/{method}/seed{seed}.tsv",
         conda:
             method_conda_env
         script:

@@ -89,3 +89,27 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
                         keep_default_na=False, na_values={"value": ["NA", "NaN", "nan", ""], "metric": ["NA", ""]})
     check_metric_columns(table, str(path))
     return table
+
+
+BENCHMARK_COLUMNS = ["rule", "jobs", "total_s", "median_s", "max_s", "max_rss_mb"]
+
+
+def summarize_benchmarks(paths) -> pd.DataFrame:
+    """Per-rule wall time and peak memory from Snakemake ``benchmark:`` files (results/benchmarks/{rule}/...).
+
+    The rule is the first folder (or file name) under ``benchmarks/``; ``max_rss_mb`` is the largest peak resident memory of one job of the rule.
+    """
+    rows = []
+    for path in map(Path, paths):
+        parts = path.parts
+        rule = parts[parts.index("benchmarks") + 1].removesuffix(".tsv")
+        bench = pd.read_csv(path, sep="\t")
+        rows.append({"rule": rule, "s": float(bench["s"].iloc[0]),
+                     "max_rss": pd.to_numeric(bench["max_rss"], errors="coerce").iloc[0]})
+    if not rows:
+        return pd.DataFrame(columns=BENCHMARK_COLUMNS)
+    jobs = pd.DataFrame(rows).groupby("rule", sort=False)
+    table = pd.DataFrame({"jobs": jobs.size(), "total_s": jobs["s"].sum(), "median_s": jobs["s"].median(),
+                          "max_s": jobs["s"].max(), "max_rss_mb": jobs["max_rss"].max()}).reset_index()
+    return table.sort_values("total_s", ascending=False)[BENCHMARK_COLUMNS].round(2).reset_index(drop=True)
+

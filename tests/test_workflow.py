@@ -182,7 +182,7 @@ def test_end_to_end_metrics_stats_figures(finished_run):
     log = (finished_run / "logs/train/pancreas/kernelpca/seed0.log").read_text().strip().splitlines()
     assert "FAILED" in log[-1] and "Fix:" in log[-1]
     rules = pd.read_csv(finished_run / "results/benchmarks/rules.tsv", sep="\t").set_index("rule")
-    assert {"train", "train_model", "embed", "evaluate", "preprocess", "plot_comparison"} <= set(rules.index)
+    assert {"train", "embed", "evaluate", "preprocess", "plot_comparison"} <= set(rules.index)  # train: every train rule
     assert rules.loc["embed", "jobs"] == 18 and (rules["total_s"] > 0).all()  # 6 methods x 3 datasets
     sweep = pd.read_csv(finished_run / "results/stats/sweep_lambda.tsv", sep="\t")
     assert (sweep["test"] == "none").all() and sweep["p_value"].isna().all()  # Δ only, as the paper's sweeps

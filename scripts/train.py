@@ -9,18 +9,23 @@ with step(snakemake.log[0], threads=snakemake.threads) as log:
     from livaebench.embedding import save_latents
     from livaebench.failures import record_failure
     from livaebench.methods import fit_method, get_method
+    from livaebench.runtime import job_device
 
     w, p = snakemake.wildcards, snakemake.params
+    what = f"{w.dataset}/{w.method}/seed{w.seed}"
     adata = ad.read_h5ad(snakemake.input[0])
-    get_method(w.method).check_modality(adata.uns["livaebench"]["modality"], w.dataset)  # a config error: stop
+    # configuration and infrastructure errors stop the job; the method's own failures are recorded
+    get_method(w.method).check_modality(adata.uns["livaebench"]["modality"], w.dataset)
+    device = job_device(snakemake.resources.get("gpu", 0), p.gpu_fallback, what, log)
     try:
         latents = fit_method(w.method, adata, dataset=w.dataset, seed=int(w.seed),
                              outdir=Path(snakemake.output.latent).parent, threads=snakemake.threads,
-                             overrides=p.overrides, global_params={"latent_dim": p.latent_dim}, log=log)
+                             overrides=p.overrides, global_params={"latent_dim": p.latent_dim}, device=device,
+                             log=log)
     except Exception as err:
         if p.on_failure == "stop":
             raise
         artifacts = [path for key, path in snakemake.output.items() if key != "latent"]
-        record_failure(snakemake.output.latent, artifacts, err, what=f"{w.dataset}/{w.method}/seed{w.seed}", log=log)
+        record_failure(snakemake.output.latent, artifacts, err, what=what, log=log)
     else:
         save_latents(snakemake.output.latent, latents)

@@ -64,3 +64,13 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches(tmp_path):
 def _resumed_epoch(log: str) -> int:
     line = next(line for line in log.splitlines() if "resuming from" in line)
     return int(line.split("at epoch ")[1].split()[0])
+
+
+@pytest.mark.workflow
+def test_gpu_requested_on_a_node_without_one_fails_the_job_in_one_line(tmp_path):
+    config = _config(tmp_path)
+    result = snakemake(tmp_path, config, "--cores", "1", "--config", "gpu=1", TARGET)
+    assert result.returncode != 0
+    last = (tmp_path / "logs/train/pancreas/livae/seed0.log").read_text().strip().splitlines()[-1]
+    assert "GPU(s) requested but CUDA is not available" in last and "Fix:" in last
+    assert not (tmp_path / TARGET).exists()

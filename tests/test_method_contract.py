@@ -181,3 +181,21 @@ def test_unreadable_checkpoint_is_discarded_with_a_warning(tmp_path, caplog):
                    seed=0, outdir=tmp_path, progress=False)
     assert result.epochs_run == 2 and result.resumed_from == 0
     assert "discarding unreadable checkpoint" in caplog.text
+
+
+def test_gpu_requested_but_absent_fails_in_one_line_unless_fallback(caplog):
+    import logging
+
+    from livaebench.runtime import job_device
+
+    log = logging.getLogger("livaebench.test")
+    assert job_device(0, False, "d/m/seed0", log) is None  # no GPU asked for: the engine picks
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the absent-GPU path cannot be exercised")
+    with pytest.raises(InputError) as err:
+        job_device(1, False, "d/m/seed0", log)
+    assert "1 GPU(s) requested but CUDA is not available" in str(err.value) and "gpu_fallback" in str(err.value)
+    assert "\n" not in str(err.value)
+    with caplog.at_level(logging.WARNING):
+        assert job_device(1, True, "d/m/seed0", log) == "cpu"
+    assert "training on the CPU instead" in caplog.text

@@ -20,6 +20,7 @@ for _artifacts, _methods in artifact_groups().items():
             overrides=lambda w: config["method_params"].get(w.method, {}),
             latent_dim=config["latent_dim"],
             on_failure=config["on_method_failure"],
+            gpu_fallback=config["gpu_fallback"],
         threads: train_threads
         resources:
             gpu=lambda w: config["gpu"] if METHODS[w.method].uses_gpu else 0,

@@ -33,6 +33,31 @@ def limit_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def job_device(gpus: int, allow_cpu_fallback: bool, what: str, log: logging.Logger) -> str | None:
+    """The torch device of a training job that asked the scheduler for ``gpus`` GPUs.
+
+    No GPU asked for: None (the engine takes CUDA when it happens to be visible, else the CPU). GPUs
+    asked for but CUDA absent (a node without the GRES, a driver problem): a one-line error, unless the
+    config allows the CPU fallback, which is then logged.
+    """
+    if int(gpus) <= 0:
+        return None
+    import socket
+
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    host = socket.gethostname()
+    if allow_cpu_fallback:
+        log.warning(f"{what}: {gpus} GPU(s) requested but CUDA is not available on {host}; "
+                    "training on the CPU instead (gpu_fallback: true)")
+        return "cpu"
+    raise InputError(what, f"{gpus} GPU(s) requested but CUDA is not available on node {host}",
+                     "submit to a partition whose nodes have GPUs, set gpu: 0, or set gpu_fallback: true "
+                     "to train on the CPU")
+
+
 def enable_numba_cache(cache_dir: str | os.PathLike | None = None) -> None:
     """UMAP/pynndescent compile with numba in each fresh process (~20 s); an on-disk cache avoids repeating it."""
     cache_dir = cache_dir or os.environ.get("NUMBA_CACHE_DIR") or Path.home() / ".cache" / "livaebench" / "numba"

@@ -2,17 +2,18 @@
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:
+    from livaebench.config import preprocess_options
     from livaebench.data.io import read_h5ad_checked, write_h5ad_atomic
     from livaebench.data.preprocess import preprocess
 
-    row, options = snakemake.params.row, dict(snakemake.params.options)
-    modality = row["modality"]
-    n_features = {"rna": options.pop("n_features_rna"), "atac": options.pop("n_features_atac")}[modality]
-    # For peaks, "detected features per cell" is far lower than for genes: ATAC has its own threshold.
-    min_peaks = options.pop("min_peaks")
-    if modality == "atac":
-        options["min_genes"] = min_peaks
+    row = snakemake.params.row
+    # The config's preprocess values, with the registry row's QC columns (min_genes / min_peaks, min_cells,
+    # max_mito_pct) overriding them for this dataset; ATAC's min_peaks is its "minimum detected features".
+    options = preprocess_options(row, dict(snakemake.params.options))
+    overrides = options.pop("overrides")
+    if overrides:
+        log.info("%s: registry QC overrides: %s", row["dataset"], ", ".join(f"{k}={v}" for k, v in overrides.items()))
     adata = read_h5ad_checked(snakemake.input[0], dataset=row["dataset"])
-    prep = preprocess(adata, dataset=row["dataset"], modality=modality, label_key=row["label_key"],
-                      batch_key=row["batch_key"], n_features=n_features, log=log, **options)
+    prep = preprocess(adata, dataset=row["dataset"], modality=row["modality"], label_key=row["label_key"],
+                      batch_key=row["batch_key"], log=log, **options)
     write_h5ad_atomic(prep, snakemake.output[0])

@@ -228,3 +228,40 @@ def test_corrupted_h5ad(pancreas, tmp_path, damage):
     with pytest.raises(InputError):
         materialize(src, out, "pancreas")
     assert_no_output(out)
+
+
+# ----------------------------------------------------------- per-sample metadata of some samples only
+def test_geo_characteristics_of_some_samples_only_stay_missing(server, tmp_path, pancreas):
+    """A GSM without a characteristic gives its cells a missing value (NaN), not the text 'NA' or 'nan', and
+    no sample is dropped; a value written 'NA' in GEO stays that text. CONSTRUCTED series: real pancreas
+    counts, made-up accession and SOFT text."""
+    import scipy.sparse as sp
+
+    from geo_server import _gz_bytes, _triplet_bytes, range_dir, series_dir
+
+    acc, gsms = "GSE999061", ["GSM99906101", "GSM99906102", "GSM99906103"]
+    characteristics = [["cell type: alpha", "batch: b1"], ["batch: b2"], ["cell type: NA", "batch: b1"]]
+    sdir = series_dir(server.root, acc)
+    (sdir / "suppl").mkdir(parents=True)
+    (sdir / "soft").mkdir(parents=True)
+    ftp = f"ftp://ftp.ncbi.nlm.nih.gov/geo/series/{range_dir(acc)}/{acc}/suppl"
+    lines = [f"^SERIES = {acc}", "!Series_title = constructed", f"!Series_geo_accession = {acc}",
+             *(f"!Series_sample_id = {g}" for g in gsms)]
+    for i, gsm in enumerate(gsms):
+        sub = pancreas[i * 20:(i + 1) * 20]
+        for part, data in _triplet_bytes(sp.csr_matrix(sub.X), list(sub.obs_names), list(sub.var_names)).items():
+            (sdir / "suppl" / f"{gsm}_{part}").write_bytes(data)
+            lines.append(f"!Series_supplementary_file = {ftp}/{gsm}_{part}")
+    for gsm, chars in zip(gsms, characteristics):
+        lines += [f"^SAMPLE = {gsm}", f"!Sample_title = {gsm}", f"!Sample_geo_accession = {gsm}",
+                  *(f"!Sample_characteristics_ch1 = {c}" for c in chars), "!Sample_data_row_count = 0"]
+    (sdir / "soft" / f"{acc}_family.soft.gz").write_bytes(_gz_bytes(("\n".join(lines) + "\n").encode()))
+
+    fetch(server, tmp_path, accession=acc)
+    adata = validate_counts(assemble_geo(tmp_path, dataset="meta"), dataset="meta", source=tmp_path,
+                            label_key="cell_type", batch_key="batch")
+    assert adata.n_obs == 60
+    by_sample = adata.obs.groupby("sample", observed=True)["cell_type"]
+    assert by_sample.apply(lambda s: s.isna().sum()).to_dict() == {gsms[0]: 0, gsms[1]: 20, gsms[2]: 0}
+    assert set(adata.obs["cell_type"].dropna()) == {"alpha", "NA"}
+    assert adata.obs["batch"].notna().all()

@@ -3,6 +3,7 @@ computations: scanpy's own normalize_total/log1p/scale for RNA, a dense numpy TF
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from livaebench.data.io import read_h5ad_checked, write_h5ad_atomic
-from livaebench.data.preprocess import preprocess
+from livaebench.data.preprocess import preprocess, zscore_clip
+from livaebench.errors import InputError
 
 RES = Path(__file__).resolve().parents[1] / "resources"
 
@@ -151,3 +153,154 @@ def test_preprocessed_roundtrip(atac, tmp_path):
     back = read_h5ad_checked(tmp_path / "preprocessed.h5ad", dataset="atac_bmmc")
     check_contract(back, "atac_bmmc", "atac", "cell_type")
     np.testing.assert_array_equal(back.X, out.X)
+    assert back.uns["preprocess"]["fraction_cells_removed"] == out.uns["preprocess"]["fraction_cells_removed"]
+    assert len(back.uns["preprocess"]["warnings"]) == 0
+
+
+# --------------------------------------------------------------------------- data too small for a step
+def _run_isolated(target, *args):
+    """Run ``target(*args)`` in a forked child: a native crash (segfault) shows as a signal, not a dead pytest."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def child():
+        try:
+            queue.put(("ok", target(*args)))
+        except InputError as err:
+            queue.put(("InputError", str(err)))
+        except Exception as err:  # noqa: BLE001 - reported to the parent as a failure
+            queue.put(("crash", f"{type(err).__name__}: {err}"))
+        queue.close()
+        queue.join_thread()
+        os._exit(0)  # no atexit handlers of the parent's libraries in the fork
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    proc.join(300)
+    assert proc.exitcode == 0, f"the process died with exit code {proc.exitcode} (negative: killed by a signal)"
+    return queue.get(timeout=10)
+
+
+def _tiny(pancreas, n_cells, n_genes, kw):
+    """The n_cells richest cells and n_genes most detected genes of the real pancreas data, preprocessed."""
+    richest = np.sort(np.argsort(-np.asarray((pancreas.X > 0).sum(axis=1)).ravel(), kind="stable")[:n_cells])
+    sub = pancreas[richest]
+    if n_genes:
+        detected = np.asarray((sub.X > 0).sum(axis=0)).ravel()
+        sub = sub[:, np.sort(np.argsort(-detected, kind="stable")[:n_genes])]
+    messages: list[str] = []
+    out = preprocess(sub.copy(), dataset="tiny", modality="rna", log=messages.append, **kw)
+    return out.shape, messages
+
+
+@pytest.mark.parametrize("n_cells, n_genes, kw, expect", [
+    # seurat_v3's loess crashed the process (segfault) or raised here before; now a logged fallback
+    (60, 20, dict(min_genes=1), "fallback"),
+    (12, 40, dict(min_genes=1, min_cells=1), "fallback"),
+    (12, 0, dict(min_genes=1, min_cells=1, n_features=30), "ok"),  # enough variable genes: seurat_v3 runs
+    # too small for the benchmark: one line
+    (1, 0, dict(min_genes=1, min_cells=1), "only 1 cells pass QC"),
+    (6, 0, dict(min_genes=1, min_cells=1), "only 6 cells pass QC"),
+    (60, 3, dict(min_genes=1), "only 3 features pass QC"),
+])
+def test_tiny_data_never_crashes_a_native_library(pancreas, n_cells, n_genes, kw, expect):
+    # In a fork unless seurat_v3 runs: numba's OpenMP layer refuses to run in a fork of a process that used it.
+    status, value = ("ok", _tiny(pancreas, n_cells, n_genes, kw)) if expect == "ok" else \
+        _run_isolated(_tiny, pancreas, n_cells, n_genes, kw)
+    if expect in ("ok", "fallback"):
+        assert status == "ok", value
+        shape, messages = value
+        assert shape[0] == n_cells
+        assert (expect == "fallback") == any(m.startswith("WARNING: tiny: seurat_v3 highly variable genes not used") for m in messages), messages
+    else:
+        assert status == "InputError" and expect in value and "Fix: " in value, (status, value)
+
+
+def test_hvg_fallback_ranks_by_lognormalized_variance(pancreas):
+    sub = pancreas[:60]
+    detected = np.asarray((sub.X > 0).sum(axis=0)).ravel()
+    sub = sub[:, np.sort(np.argsort(-detected, kind="stable")[:40])].copy()  # 40 genes < LOESS_MIN_GENES
+    out = preprocess(sub, dataset="p", modality="rna", min_genes=1, n_features=15, log=lambda m: None)
+    assert out.n_vars == 15
+    ref = sub.copy()
+    sc.pp.filter_cells(ref, min_genes=1)
+    sc.pp.filter_genes(ref, min_cells=3)
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    variance = np.asarray(ref.X.toarray().var(axis=0))  # population variance of the log-normalized values
+    top = set(ref.var_names[np.argsort(-variance, kind="stable")[:15]])
+    assert set(out.var_names) == top
+    assert any("seurat_v3 highly variable genes not used" in w for w in out.uns["preprocess"]["warnings"])
+
+
+def test_hvg_fallback_when_the_loess_fit_fails(pancreas, monkeypatch):
+    def failing(*args, **kwargs):
+        raise ValueError("b'svddc failed in l2fit.'")
+
+    monkeypatch.setattr(sc.pp, "highly_variable_genes", failing)
+    messages: list[str] = []
+    out = preprocess(pancreas[:300].copy(), dataset="p", modality="rna", n_features=100, log=messages.append)
+    assert out.n_vars == 100
+    assert any("its loess fit failed (b'svddc failed in l2fit.')" in m for m in messages), messages
+
+
+def test_scaling_one_cell_is_finite():
+    X = np.array([[1.0, 5.0, 0.0]])
+    np.testing.assert_array_equal(zscore_clip(X), np.zeros((1, 3)))
+
+
+# --------------------------------------------------------------------------------- loud QC
+def test_targeted_panel_qc_warns_with_the_fraction_and_records_it(pancreas):
+    sub = pancreas[:300]
+    detected = np.asarray((sub.X > 0).sum(axis=0)).ravel()
+    panel = sub[:, np.sort(np.argsort(-detected, kind="stable")[:210])].copy()  # a 210-gene panel
+    kept = int((np.asarray((panel.X > 0).sum(axis=1)).ravel() >= 200).sum())
+    assert 10 <= kept < 150
+    messages: list[str] = []
+    out = preprocess(panel, dataset="panel", modality="rna", label_key="clusters", log=messages.append)
+    removed = 1 - out.n_obs / 300
+    warning = [m for m in messages if m.startswith("WARNING: panel: QC removed")]
+    assert len(warning) == 1 and f"QC removed {removed:.0%} of the cells ({300 - out.n_obs} of 300" in warning[0]
+    assert "set min_genes for this dataset in the registry" in warning[0]
+    assert out.uns["preprocess"]["fraction_cells_removed"] == pytest.approx(removed)
+    assert out.uns["preprocess"]["warnings"] == [warning[0].removeprefix("WARNING: ")]
+    # the registry override (min_genes per dataset) keeps the cells, without a warning
+    quiet = preprocess(panel, dataset="panel", modality="rna", min_genes=20, log=lambda m: None)
+    assert quiet.n_obs == 300 and quiet.uns["preprocess"]["warnings"] == []
+
+
+def test_qc_warning_goes_to_the_logger_as_warning(pancreas, caplog):
+    logger = logging.getLogger("livaebench.test_qc")
+    with caplog.at_level(logging.INFO, logger="livaebench.test_qc"):
+        preprocess(pancreas[:300].copy(), dataset="p", modality="rna", min_genes=700, n_features=100, log=logger)
+    records = [r for r in caplog.records if "QC removed" in r.getMessage()]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+
+
+def test_one_class_and_one_batch_are_warned(cellbench):
+    sub = cellbench[cellbench.obs["batch"] == cellbench.obs["batch"].iloc[0]]
+    sub = sub[sub.obs["cell_line"] == sub.obs["cell_line"].iloc[0]].copy()
+    out = preprocess(sub, dataset="cb", modality="rna", label_key="cell_line", batch_key="batch", n_features=200,
+                     log=lambda m: None)
+    warnings = out.uns["preprocess"]["warnings"]
+    assert any("label column 'cell_line' has 1 distinct value" in w for w in warnings), warnings
+    assert any("batch column 'batch' has 1 distinct value" in w for w in warnings), warnings
+
+
+def test_partly_missing_labels_stay_missing(pancreas):
+    sub = pancreas[:300].copy()
+    sub.obs.loc[sub.obs_names[:10], "clusters"] = np.nan
+    out = preprocess(sub, dataset="p", modality="rna", label_key="clusters", n_features=100, min_genes=50)
+    assert out.obs["clusters"].isna().sum() == 10 and "nan" not in set(out.obs["clusters"].dropna().astype(str))
+
+
+def test_10x_antibody_rows_are_dropped_before_qc(pancreas):
+    sub = pancreas[:300].copy()
+    sub.var["feature_types"] = ["Antibody Capture"] * 20 + ["Gene Expression"] * (sub.n_vars - 20)
+    messages: list[str] = []
+    out = preprocess(sub, dataset="p", modality="rna", n_features=5000, log=messages.append)
+    assert not out.var_names.isin(sub.var_names[:20]).any()
+    assert out.uns["preprocess"]["features_of_other_types"] == 20
+    assert "p: kept 1980 'Gene Expression' features for rna; dropped 20 'Antibody Capture'" in messages

@@ -2,10 +2,15 @@
 
 Errors name the offending key (config) or row and column (registry) in one line, because Snakemake's
 own schema errors print the whole document.
+
+The registry is read exactly as written: tab-separated, one row per line, every value a string taken
+verbatim (no quoting, no whitespace stripping, no "NA"/"None" conversion, ``#`` only starts a comment
+at the start of a line). Every value is then type-checked here, so a row that loads is a row that works.
 """
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +20,38 @@ import yaml
 
 from .errors import InputError
 
+QC_COLUMNS = ["min_genes", "min_peaks", "min_cells", "max_mito_pct"]
 REGISTRY_COLUMNS = ["dataset", "modality", "source", "accession", "path", "label_key", "batch_key",
-                    "pattern", "orientation", "organism", "max_cells", "notes"]
+                    "pattern", "orientation", "organism", "max_cells", *QC_COLUMNS, "notes"]
+# Free-text columns: any characters but tabs, line breaks and control characters.
+_TEXT_COLUMNS = ("organism", "notes")
+
+# A name that becomes part of a file path: dataset ids, method and comparison names.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+NAME_RULE = "1-100 letters, digits, '_', '.' or '-', starting with a letter or digit, without '..'"
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_ACCESSION_RE = re.compile(r"(GSE|GSM)[0-9]+")
+_UINT_RE = re.compile(r"[0-9]+")
+_NUMBER_RE = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value quoted on one line (line breaks and control characters escaped), cut to a readable length."""
+    shown = ascii(value) if isinstance(value, str) else repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
+def check_name(kind: str, name: Any) -> str:
+    """Check a name that becomes part of file paths (dataset id, method or comparison name).
+
+    The whole name must match ``NAME_RE`` (``re.fullmatch``: no trailing newline slips through as it
+    would with ``^...$``) and must not contain ``..``. Returns the name; raises a one-line InputError
+    naming ``kind`` (e.g. "method", "comparison") and the rule otherwise.
+    """
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
+        raise InputError(f"{kind} name {_shown(name)}", "cannot be used in file paths",
+                         f"use {NAME_RULE}")
+    return name
 
 
 def _load_schema(path: str | Path) -> dict:
@@ -63,31 +98,181 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
     return _fill_defaults(config, schema)
 
 
+# ------------------------------------------------------------------------------------ the registry
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of the registry's non-blank, non-comment lines; \\r\\n endings are accepted."""
+    what = f"dataset registry {path}"
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(what, f"is not UTF-8 text (byte {exc.start})", "save the registry as UTF-8 text") from None
+    lines = text.replace("\r\n", "\n").split("\n")
+    return [(number, line) for number, line in enumerate(lines, start=1)
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _split_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    what = f"dataset registry {path}"
+    lines = _read_lines(path)
+    if not lines:
+        raise InputError(what, "is empty", "write a header line and one row per dataset (docs/adding-a-dataset.md)")
+    (_, header_line), body = lines[0], lines[1:]
+    header = header_line.split("\t")
+    while header and header[-1] == "":  # a trailing tab
+        header.pop()
+    if len(header) == 1 and ("," in header[0] or " " in header[0]):
+        raise InputError(what, f"has a header of one column {_shown(header[0])} (not tab-separated?)",
+                         "separate the columns with tabs")
+    unknown = [c for c in header if c not in REGISTRY_COLUMNS]
+    if unknown:
+        raise InputError(what, f"unknown column(s) {', '.join(map(_shown, unknown))}",
+                         f"use only: {', '.join(REGISTRY_COLUMNS)}")
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise InputError(what, f"column(s) {', '.join(repeated)} appear twice in the header", "keep one of each")
+    rows = []
+    for number, line in body:
+        fields = line.split("\t")
+        extra = fields[len(header):]
+        if any(extra):
+            raise InputError(f"{what}, line {number}",
+                             f"has {len(fields)} tab-separated fields but the header has {len(header)}",
+                             "remove the extra tabs (a value cannot contain a tab) or name the column in the header")
+        fields = fields[: len(header)] + [""] * (len(header) - len(fields))  # missing trailing cells are empty
+        rows.append((number, dict(zip(header, fields))))
+    return header, rows
+
+
+def _value_problem(column: str, value: str) -> tuple[str, str] | None:
+    """(problem, fix) for a value that is not written as a registry value must be, else None."""
+    if _CONTROL_RE.search(value):
+        return "contains a control character", "remove it (values are plain text on one line)"
+    if column in _TEXT_COLUMNS or not value:
+        return None
+    if value != value.strip():
+        return (f"value {_shown(value)} has leading or trailing whitespace",
+                "remove the spaces (values are read exactly as written)")
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return (f"value {_shown(value)} is quoted",
+                "remove the quotes (the registry is tab-separated and read exactly as written, no quoting)")
+    return None
+
+
+def _row_problem(row: dict) -> tuple[str, str, str] | None:
+    """(column, problem, fix) for the first value that is wrong for its column or for the row's kind."""
+    source, modality = row["source"], row["modality"]
+    try:
+        check_name("dataset", row["dataset"])
+    except InputError as err:
+        return "dataset", f"{_shown(row['dataset'])} {err.problem}", err.fix
+    if source == "geo":
+        if not _ACCESSION_RE.fullmatch(row["accession"]):
+            return "accession", f"{_shown(row['accession'])} is not a GEO accession", "write GSE or GSM and digits, e.g. GSE132188"
+        if row["path"]:
+            return ("path", "is set but source is 'geo' (the files are downloaded into results/downloads/{dataset})",
+                    "leave path empty, or set source to 'file' to read the local path")
+        if row["pattern"]:
+            try:
+                re.compile(row["pattern"])
+            except re.error as exc:
+                return "pattern", f"{_shown(row['pattern'])} is not a valid regular expression ({exc})", \
+                    "correct the regular expression (Python syntax)"
+    else:
+        if row["accession"] and not _ACCESSION_RE.fullmatch(row["accession"]):
+            return "accession", f"{_shown(row['accession'])} is not a GEO accession", \
+                "write GSE or GSM and digits, or leave it empty"
+        if row["pattern"]:
+            return ("pattern", "is set but source is 'file' (pattern selects GEO supplementary files only)",
+                    "leave pattern empty and point path at the file itself")
+    if row["max_cells"] and (not _UINT_RE.fullmatch(row["max_cells"]) or int(row["max_cells"]) < 1):
+        return "max_cells", f"{_shown(row['max_cells'])} is not a positive whole number", \
+            "write a number of cells such as 5000, or leave it empty for all cells"
+    wrong = {"rna": ("min_peaks", "min_genes"), "atac": ("min_genes", "min_peaks")}[modality]
+    if row[wrong[0]]:
+        return (wrong[0], f"applies to {'ATAC' if modality == 'rna' else 'RNA'} datasets, this one is {modality}",
+                f"use {wrong[1]} (the minimum detected {'genes' if modality == 'rna' else 'peaks'} per cell)")
+    for column in ("min_genes", "min_peaks", "min_cells"):
+        if row[column] and not _UINT_RE.fullmatch(row[column]):
+            return column, f"{_shown(row[column])} is not a whole number >= 0", \
+                "write a whole number, or leave it empty for the config's preprocess value"
+    if row["max_mito_pct"]:
+        if modality != "rna":
+            return "max_mito_pct", "applies to RNA datasets only (mitochondrial genes)", "leave it empty"
+        if not _NUMBER_RE.fullmatch(row["max_mito_pct"]) or not 0 <= float(row["max_mito_pct"]) <= 100:
+            return "max_mito_pct", f"{_shown(row['max_mito_pct'])} is not a percentage from 0 to 100", \
+                "write a number such as 20, or leave it empty for the config's preprocess value"
+    return None
+
+
 def load_registry(path: str | Path, schema_path: str | Path) -> pd.DataFrame:
-    """Read and validate the dataset registry TSV; returns one row per dataset, indexed by dataset id."""
+    """Read and validate the dataset registry TSV; returns one row per dataset, indexed by dataset id.
+
+    Every value is a string exactly as written in the file (empty = not set); missing optional columns
+    are added empty. Errors name the file, the line, the dataset and the column.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"dataset registry {path}", "does not exist",
                          "point the config key 'datasets' (or --config datasets=...) at a TSV file")
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
-    unknown = sorted(set(table.columns) - set(REGISTRY_COLUMNS))
-    if unknown:
-        raise InputError(f"dataset registry {path}", f"unknown column(s) {', '.join(unknown)}",
-                         f"use only: {', '.join(REGISTRY_COLUMNS)}")
-    for column in REGISTRY_COLUMNS:
-        if column not in table.columns:
-            table[column] = ""
-    if table.empty:
+    _, rows = _split_rows(path)
+    if not rows:
         raise InputError(f"dataset registry {path}", "has no rows", "add one row per dataset")
-    duplicated = table["dataset"][table["dataset"].duplicated()].tolist()
-    if duplicated:
-        raise InputError(f"dataset registry {path}", f"dataset id(s) listed twice: {', '.join(duplicated)}",
-                         "give every row a unique 'dataset'")
     schema = _load_schema(schema_path)
-    for line, row in enumerate(table.to_dict("records"), start=2):
+    seen: dict[str, int] = {}
+    records = []
+    for number, row in rows:
+        where = f"dataset registry {path}, line {number} (dataset {_shown(row.get('dataset', ''))})"
+        for column, value in row.items():
+            problem = _value_problem(column, value)
+            if problem:
+                raise InputError(where, f"column '{column}': {problem[0]}", problem[1])
+        if "dataset" in row:  # before the schema: its pattern cannot say what is wrong with a name
+            try:
+                check_name("dataset", row["dataset"])
+            except InputError as err:
+                raise InputError(where, f"column 'dataset': {_shown(row['dataset'])} {err.problem}", err.fix) from None
         error = _first_error(row, schema)
         if error is not None:
             column = ".".join(str(p) for p in error.absolute_path) or "row"
-            raise InputError(f"dataset registry {path}, line {line} (dataset '{row.get('dataset', '')}')",
-                             f"column '{column}': {error.message}", "correct the value in the TSV")
+            raise InputError(where, f"column '{column}': {error.message}", "correct the value in the TSV")
+        row = {column: row.get(column, "") for column in REGISTRY_COLUMNS}
+        problem = _row_problem(row)
+        if problem is None and row["source"] == "file" and not Path(row["path"]).exists():
+            # Snakemake would stop every dataset's jobs with a MissingInputException: say it here, in one line
+            problem = ("path", f"{_shown(row['path'], 200)} does not exist (relative paths start at the working "
+                       f"directory {Path.cwd()})", "correct the path, or remove the row until the file is there")
+        if problem is not None:
+            raise InputError(where, f"column '{problem[0]}': {problem[1]}", problem[2])
+        key = row["dataset"].lower()  # output paths of 'A' and 'a' collide on case-insensitive file systems
+        if key in seen:
+            raise InputError(where, f"dataset id listed twice (also on line {seen[key]}; ids differing only in "
+                             "case count as the same)", "give every row a unique 'dataset'")
+        seen[key] = number
+        records.append(row)
+    table = pd.DataFrame.from_records(records, columns=REGISTRY_COLUMNS).astype(object)
     return table.set_index("dataset", drop=False)
+
+
+# ----------------------------------------------------------------------------------- QC thresholds
+def preprocess_options(row: dict, options: dict) -> dict:
+    """Keyword arguments of ``preprocess()`` for one dataset: the config's ``preprocess`` values,
+    overridden by the registry row's QC columns where they are set.
+
+    Returns ``n_features``, ``min_genes`` (RNA: ``min_genes``; ATAC: ``min_peaks``, the minimum detected
+    peaks), ``min_cells``, ``max_mito_pct`` and ``overrides`` (the registry columns that replaced a config
+    value, for the log). Values are re-checked, so a hand-made row cannot pass a bad type through.
+    """
+    modality = row["modality"]
+    problem = _row_problem({column: str(row.get(column, "") or "") for column in REGISTRY_COLUMNS})
+    if problem is not None and problem[0] in QC_COLUMNS:
+        raise InputError(f"dataset '{row['dataset']}'", f"registry column '{problem[0]}': {problem[1]}", problem[2])
+    detected = "min_genes" if modality == "rna" else "min_peaks"
+    out = {"n_features": options[f"n_features_{modality}"], "min_genes": options[detected],
+           "min_cells": options["min_cells"], "max_mito_pct": options.get("max_mito_pct"), "overrides": {}}
+    for column, key, cast in ((detected, "min_genes", int), ("min_cells", "min_cells", int),
+                              ("max_mito_pct", "max_mito_pct", float)):
+        value = str(row.get(column, "") or "")
+        if value:
+            out[key] = cast(value)
+            out["overrides"][column] = out[key]
+    return out

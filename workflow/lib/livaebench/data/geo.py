@@ -913,7 +913,7 @@ def fetch_geo(accession: str, destdir, *, dataset: str, pattern: str = r".*", ba
                              "check the GEO base URL (mirror) or narrow the pattern") from None
         rows.append({"file": f["name"], "sample": f["sample"], "url": f["url"], "bytes": size})
     job.publish([soft_name] + [r["file"] for r in rows])
-    write_tsv_atomic(_sample_table(obj), destdir / "samples.tsv")
+    write_tsv_atomic(_sample_table(obj).fillna(""), destdir / "samples.tsv")  # a characteristic a GSM lacks: empty
     write_tsv_atomic(pd.DataFrame(rows, columns=MANIFEST_COLUMNS), destdir / "manifest.tsv")
     job.clean()
     return [destdir / r["file"] for r in rows]
@@ -1120,7 +1120,9 @@ def assemble_geo(destdir, *, dataset: str, orientation: str = "auto",
         adata.X = sp.csr_matrix(adata.X)
     samples_path = destdir / "samples.tsv"
     if per_sample and samples_path.is_file():
-        table = pd.read_csv(samples_path, sep="\t", dtype=str, keep_default_na=False).set_index("sample")
+        # empty = the GSM lacks that characteristic: missing (NaN), not a category; "NA" as written stays text
+        table = pd.read_csv(samples_path, sep="\t", dtype=str, keep_default_na=False,
+                            na_values=[""]).set_index("sample")
         joined = table.reindex(adata.obs["sample"].astype(str))
         for col in joined.columns:
             if col not in adata.obs.columns:

@@ -8,12 +8,14 @@ file and the fix.
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import logging
 import os
 import re
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -84,7 +86,7 @@ def read_10x_triplet(matrix: Path, barcodes: Path, features: Path, *, dataset: s
         with _open_text(barcodes) as fh:
             cells = [line.rstrip("\n").split("\t")[0] for line in fh if line.strip()]
         current = features
-        feats = pd.read_csv(features, sep="\t", header=None, dtype=str,
+        feats = pd.read_csv(features, sep="\t", header=None, dtype=str, keep_default_na=False, quoting=3,
                             compression="gzip" if features.name.endswith(".gz") else None)
     except CORRUPT_ERRORS as exc:
         raise InputError(_what(dataset, current), f"cannot be read ({_one_line(exc)})", corrupt_fix) from exc
@@ -126,7 +128,7 @@ def _read_10x_h5(path: Path, *, dataset: str, corrupt_fix: str = _LOCAL_FIX) -> 
     if not h5py.is_hdf5(path):
         raise InputError(_what(dataset, path), "is not an HDF5 file (truncated or not a 10x .h5)", corrupt_fix)
     try:
-        adata = sc.read_10x_h5(path)
+        adata = sc.read_10x_h5(path, gex_only=False)  # every feature type; preprocess keeps the modality's
     except Exception as exc:  # scanpy raises bare Exception for unknown layouts
         raise InputError(_what(dataset, path), f"cannot be read as a 10x .h5 file ({_one_line(exc)})",
                          corrupt_fix) from exc
@@ -178,49 +180,187 @@ def decide_orientation(row_labels: pd.Index, col_labels: pd.Index) -> tuple[str,
     return "cells_by_genes", f"fewer rows ({len(row_labels)}) than columns ({len(col_labels)})"
 
 
+_NUMBER_RE = re.compile(r"[+-]?((\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|inf|infinity)", re.IGNORECASE)
+# Cells that pandas (and R) write for a missing value: missing, neither a number nor text.
+NA_TOKENS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "-nan", "-NaN", "<NA>", "#N/A"]
+_SNIFF_ROWS = 200
+_DENSE_SHAPE_FIX = ("every line needs the same number of fields: one per column, plus the row label "
+                    "(check the separator and quoting)")
+
+
+def _is_number(text: str) -> bool:
+    return bool(_NUMBER_RE.fullmatch(text.strip()))
+
+
+def _is_missing(text: str) -> bool:
+    return text.strip() in NA_TOKENS
+
+
+def _split_fields(lines: list[str], sep: str) -> list[list[str]]:
+    if sep == r"\s+":  # runs of spaces; quoted fields as pandas reads them
+        return list(csv.reader([line.strip() for line in lines], delimiter=" ", skipinitialspace=True))
+    return list(csv.reader(lines, delimiter=sep))
+
+
+def _is_index_sequence(fields: list[str]) -> bool:
+    """Column names written as 0..k-1 or 1..k (R/pandas write these for an unnamed matrix)."""
+    try:
+        values = [int(f) for f in fields]
+    except ValueError:
+        return False
+    return values in (list(range(len(values))), list(range(1, len(values) + 1)))
+
+
+@dataclass
+class DenseLayout:
+    """How a dense table is laid out: see :func:`dense_layout`."""
+
+    n_fields: int             # fields per data line
+    header: bool              # the first line names the columns
+    row_labels: bool          # field 0 of each data line labels the row
+    annotations: list[int]    # fields holding text annotations of the rows (not counts)
+    counts: list[int]         # fields holding counts
+    names: dict[int, str]     # column name of each field
+    notes: list[str]          # what was decided without being written in the file (logged)
+
+
+def dense_layout(path: Path, sep: str, *, dataset: str) -> DenseLayout:
+    """Decide from the first lines of a dense table where its header, row labels, annotations and counts are.
+
+    - Header: the first line is a header unless all its fields (but a row label) are numbers that are
+      not a 0..k-1 / 1..k column numbering; a header with one field fewer than the data lines (R's
+      ``write.table``) names the columns after the row labels.
+    - Row labels: field 0 holds row labels when the header has one field fewer, when the header's first
+      field is empty, or when its values are text or distinct numbers (gene ids); otherwise the rows
+      have no labels and are named ``row_1``, ``row_2``, ...
+    - Annotation columns: other fields whose values in the first lines are mostly text (e.g. a gene
+      symbol or description column, a cell-type column); they become annotations of the rows. A column
+      with a few text values among numbers is an error, not an annotation.
+    """
+    what = _what(dataset, path)
+    lines: list[str] = []
+    with _open_text(path) as fh:
+        for line in fh:
+            if line.strip():
+                lines.append(line.rstrip("\r\n"))
+            if len(lines) > _SNIFF_ROWS:
+                break
+    if not lines:
+        raise InputError(what, "is empty (no rows or columns)", "supply a non-empty count matrix")
+    first, *rows = _split_fields(lines, sep)
+    notes: list[str] = []
+    if not rows:
+        raise InputError(what, "has a single line, no data rows", "supply a non-empty count matrix")
+    n = len(rows[0])
+    for offset, fields in enumerate(rows[1:], start=3):
+        if len(fields) != n:
+            raise InputError(what, f"has {len(fields)} fields on data line {offset} but {n} on line 2",
+                             _DENSE_SHAPE_FIX)
+    if len(first) == n - 1:
+        header, row_labels, names = True, True, {0: "", **{i + 1: name for i, name in enumerate(first)}}
+    elif len(first) == n:
+        rest = first[1:]
+        header = not (all(_is_number(f) for f in rest) and not _is_index_sequence(rest)
+                      and (_is_number(first[0]) or not all(_is_number(r[0]) for r in rows)))
+        column0 = [r[0] for r in rows] if header else [first[0]] + [r[0] for r in rows]
+        if (header and first[0].strip() == "") or not all(_is_number(v) for v in column0):
+            row_labels = True
+        else:  # numbers in field 0: gene ids (distinct) or counts of the first column (repeat, e.g. zeros)
+            row_labels = len(set(column0)) == len(column0) and all(float(v).is_integer() for v in column0)
+            notes.append("field 0 holds distinct whole numbers: read as row labels (ids)" if row_labels
+                         else "field 0 holds counts: the rows have no labels and are named row_1, row_2, ...")
+        names = dict(enumerate(first)) if header else {}
+        if not header:
+            notes.append("the first line holds numbers only: read as data (no header); columns are named "
+                         "column_1, column_2, ...")
+    else:
+        raise InputError(what, f"has {len(first)} fields on line 1 but {n} on line 2", _DENSE_SHAPE_FIX)
+    if n - int(row_labels) < 1:
+        raise InputError(what, "has no column besides the row labels",
+                         "a dense matrix needs row labels (optional) and one column of counts per cell or gene")
+    data = rows if header else [first] + rows
+    annotations, counts = [], []
+    for i in range(int(row_labels), n):
+        values = [r[i] for r in data if not _is_missing(r[i])]
+        text = [v for v in values if not _is_number(v)]
+        if text and len(text) * 2 >= len(values):
+            annotations.append(i)
+        elif text:
+            name = names.get(i) or f"column_{i + 1 - int(row_labels)}"
+            raise InputError(what, f"column {_shown_name(name)} holds non-numeric values (e.g. {_shown_name(text[0])}) "
+                             "among numbers", "correct the values: counts must be whole numbers, NA for missing")
+        else:
+            counts.append(i)
+    if not counts:
+        raise InputError(what, "has no numeric columns",
+                         "a dense matrix needs row labels in the first column and counts elsewhere")
+    if not header:
+        names = {i: f"column_{k}" for k, i in enumerate(counts, start=1)}
+        names.update({i: f"annotation_{k}" for k, i in enumerate(annotations, start=1)})
+    if annotations:
+        notes.append(f"text column(s) {', '.join(_shown_name(names[i]) for i in annotations)} kept as row annotations")
+    return DenseLayout(n, header, row_labels, annotations, counts, names, notes)
+
+
+def _shown_name(text: str, limit: int = 60) -> str:
+    shown = ascii(str(text))
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
 def _read_dense(path: Path, *, dataset: str, orientation: str, corrupt_fix: str = _LOCAL_FIX) -> ad.AnnData:
     """Dense CSV/TSV (optionally gzipped), read in row chunks straight into a sparse matrix.
 
-    The first column holds the row labels; further leading non-numeric columns (e.g. a gene-symbol
-    column beside gene ids) are kept as row annotations.
+    The layout (header or not, row labels or not, text annotation columns anywhere beside the counts)
+    is decided from the first lines by :func:`dense_layout` and logged; annotations become ``var``
+    (genes in rows) or ``obs`` (cells in rows) columns, where missing values stay missing (NaN).
     """
+    what = _what(dataset, path)
     chunks, row_labels, annot = [], [], []
-    n_annot = None
     try:
         sep = _sniff_sep(path)
-        reader = pd.read_csv(path, sep=sep, index_col=0, chunksize=2000, low_memory=False)
+        layout = dense_layout(path, sep, dataset=dataset)
+        text_fields = ([0] if layout.row_labels else []) + layout.annotations
+        reader = pd.read_csv(
+            path, sep=sep, header=None, skiprows=1 if layout.header else 0, names=list(range(layout.n_fields)),
+            dtype={i: str for i in text_fields}, keep_default_na=False,
+            na_values={i: NA_TOKENS for i in range(layout.n_fields) if i != 0 or not layout.row_labels},
+            chunksize=2000, low_memory=False, skip_blank_lines=True)
+        offset = 0
         for chunk in reader:
-            if n_annot is None:
-                numeric = [pd.api.types.is_numeric_dtype(t) for t in chunk.dtypes]
-                n_annot = next((i for i, ok in enumerate(numeric) if ok), len(numeric))
-                columns = chunk.columns
-            values = chunk.iloc[:, n_annot:]
-            try:
-                block = values.to_numpy(dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                bad = next(c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c]))
-                raise InputError(_what(dataset, path), f"column '{bad}' holds non-numeric values",
-                                 "a dense matrix needs row labels in the first column and counts elsewhere "
-                                 "(for GEO: narrow the pattern to the count files)") from exc
-            chunks.append(sp.csr_matrix(block))
-            row_labels.extend(chunk.index.astype(str))
-            if n_annot:
-                annot.append(chunk.iloc[:, :n_annot])
+            values = chunk[layout.counts]
+            bad = [c for c in values.columns if not pd.api.types.is_numeric_dtype(values[c])]
+            if bad:
+                col = values[bad[0]]
+                example = next((v for v in col if isinstance(v, str) and not _is_number(v)), col.iloc[0])
+                raise InputError(what, f"column {_shown_name(layout.names[bad[0]])} holds non-numeric values "
+                                 f"(e.g. {_shown_name(example)})",
+                                 "correct the values: counts must be whole numbers, NA for missing (for GEO: "
+                                 "narrow the pattern to the count files)")
+            chunks.append(sp.csr_matrix(values.to_numpy(dtype=np.float64)))
+            if layout.row_labels:
+                row_labels.extend(chunk[0].astype(str))
+            else:
+                row_labels.extend(f"row_{offset + k}" for k in range(1, len(chunk) + 1))
+            offset += len(chunk)
+            if layout.annotations:
+                annot.append(chunk[layout.annotations])
     except InputError:
         raise
     except pd.errors.EmptyDataError as exc:
-        raise InputError(_what(dataset, path), "is empty (no rows or columns)", "supply a non-empty count matrix") from exc
+        raise InputError(what, "is empty (no rows or columns)", "supply a non-empty count matrix") from exc
+    except pd.errors.ParserError as exc:
+        raise InputError(what, f"cannot be read as a table ({_one_line(exc)})", _DENSE_SHAPE_FIX) from exc
     except CORRUPT_ERRORS as exc:
-        raise InputError(_what(dataset, path), f"cannot be read as a table ({_one_line(exc)})", corrupt_fix) from exc
+        raise InputError(what, f"cannot be read as a table ({_one_line(exc)})", corrupt_fix) from exc
     if not row_labels:
-        raise InputError(_what(dataset, path), "has a header but no data rows", "supply a non-empty count matrix")
-    if n_annot == len(columns):
-        raise InputError(_what(dataset, path), "has no numeric columns",
-                         "a dense matrix needs row labels in the first column and counts elsewhere")
+        raise InputError(what, "has a header but no data rows", "supply a non-empty count matrix")
+    for note in layout.notes:
+        log.info("%s: %s: %s", dataset, path.name, note)
     mat = sp.vstack(chunks).tocsr()
-    rows = pd.Index(row_labels)
-    cols = pd.Index(columns[n_annot:].astype(str))
-    annot_df = pd.concat(annot) if annot else pd.DataFrame(index=rows)
+    rows = pd.Index(row_labels, dtype=str)
+    cols = pd.Index([str(layout.names[i]) for i in layout.counts], dtype=str)
+    annot_df = pd.concat(annot) if annot else pd.DataFrame(index=range(len(rows)))
+    annot_df.columns = [str(layout.names[i]) for i in layout.annotations]
     annot_df.index = rows
     if orientation == "auto":
         orientation, reason = decide_orientation(rows, cols)
@@ -241,6 +381,11 @@ def read_counts(path, *, dataset: str, orientation: str = "auto") -> ad.AnnData:
     table, optionally gzipped, whose orientation is ``genes_by_cells``, ``cells_by_genes`` or ``auto``
     (see :func:`decide_orientation`; the decision is logged). The values are not checked here: call
     :func:`validate_counts`.
+
+    ``orientation`` is honoured by dense tables, and by ``.h5ad`` files: ``genes_by_cells`` means the
+    file stores genes in its rows and is transposed (``auto``/``cells_by_genes``: as stored, AnnData's
+    convention). 10x files have a fixed layout: an orientation other than ``auto`` is an error there,
+    not silently ignored.
     """
     path = Path(path)
     if orientation not in ORIENTATIONS:
@@ -251,6 +396,10 @@ def read_counts(path, *, dataset: str, orientation: str = "auto") -> ad.AnnData:
                          "check the path in the dataset registry (relative paths start at the working directory)")
     if path.is_file() and _TENX_RE.match(path.name) and "matrix" in path.name:
         path = path.parent
+    if (path.is_dir() or path.suffix == ".h5") and orientation != "auto":
+        raise InputError(_what(dataset, path), f"orientation '{orientation}' does not apply to a 10x "
+                         f"{'directory' if path.is_dir() else '.h5 file'} (its layout is fixed by the format)",
+                         "leave orientation empty in the dataset registry")
     if path.is_dir():
         adata = _read_10x_dir(path, dataset=dataset)
     elif path.suffix == ".h5ad":
@@ -259,6 +408,9 @@ def read_counts(path, *, dataset: str, orientation: str = "auto") -> ad.AnnData:
             log.info("%s: using layers['counts'] of %s as the raw counts", dataset, path.name)
             adata.X = adata.layers["counts"]
         adata.layers.clear()  # other layers (spliced/unspliced, normalized) are not counts of .X
+        if orientation == "genes_by_cells":
+            log.info("%s: %s transposed (registry orientation genes_by_cells: genes in its rows)", dataset, path.name)
+            adata = adata.T.copy()
     elif path.suffix == ".h5":
         adata = _read_10x_h5(path, dataset=dataset)
     elif _DENSE_RE.search(path.name):
@@ -269,6 +421,39 @@ def read_counts(path, *, dataset: str, orientation: str = "auto") -> ad.AnnData:
     if not sp.issparse(adata.X):
         adata.X = sp.csr_matrix(np.asarray(adata.X))
     return adata
+
+
+# 10x feature types (features.tsv column 3, the .h5's feature_type) that each modality models.
+MODALITY_FEATURE_TYPES = {"rna": "Gene Expression", "atac": "Peaks"}
+
+
+def select_modality_features(adata: ad.AnnData, *, dataset: str, modality: str, say=None) -> ad.AnnData:
+    """Keep the features of ``modality``'s 10x feature type (``var['feature_types']``), if the data has types.
+
+    A 10x matrix can hold antibody (Antibody Capture), CRISPR guide, custom and peak (multiome) rows beside
+    the genes; RNA keeps 'Gene Expression', ATAC 'Peaks', and what was dropped is said in one line through
+    ``say``. Features with a missing type are kept. Without a ``feature_types`` column the input is
+    returned as it is; when no feature has the modality's type, a one-line InputError.
+    """
+    if "feature_types" not in adata.var.columns:
+        return adata
+    wanted = MODALITY_FEATURE_TYPES[modality]
+    types = adata.var["feature_types"]
+    keep = (types.isna() | (types.astype(str) == wanted)).to_numpy()
+    if keep.all():
+        return adata
+    found = types.astype(str).value_counts()
+    listing = ", ".join(f"{n} {t!r}" for t, n in found.items())
+    if not keep.any():
+        other = next((m for m, t in MODALITY_FEATURE_TYPES.items() if t in found.index), None)
+        fix = (f"set modality to {other} in the dataset registry" if other
+               else f"supply a matrix with '{wanted}' features")
+        raise InputError(f"dataset '{dataset}'", f"has no '{wanted}' features for modality {modality} "
+                         f"(feature types: {listing})", fix)
+    dropped = found.drop(wanted, errors="ignore")
+    (say or log.info)(f"{dataset}: kept {int(keep.sum())} '{wanted}' features for {modality}; dropped "
+                      + ", ".join(f"{n} {t!r}" for t, n in dropped.items()))
+    return adata[:, keep]
 
 
 # --------------------------------------------------------------------------------------- validation
@@ -289,6 +474,14 @@ def validate_counts(adata: ad.AnnData, *, dataset: str, source, label_key: str =
             cols = ", ".join(map(str, adata.obs.columns[:30])) or "none"
             raise InputError(what, f"{role} column '{key}' is not in the data (obs columns: {cols})",
                              f"set {role}_key in the dataset registry to one of the obs columns, or leave it empty")
+        if key:
+            missing = int(adata.obs[key].isna().sum())
+            if missing == adata.n_obs:
+                raise InputError(what, f"{role} column '{key}' has no values (all {missing} cells missing)",
+                                 f"set {role}_key to a column with values, or leave it empty")
+            if missing:
+                log.info("%s: %d of %d cells have no %s (column '%s'); they stay missing", dataset, missing,
+                         adata.n_obs, role, key)
     X = adata.X
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(np.asarray(X))
     X.sum_duplicates()

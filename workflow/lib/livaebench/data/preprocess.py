@@ -13,11 +13,20 @@ Decisions where the specification leaves room (docs/methods.md §1.5) (all logge
   cell, and a gene-style threshold would remove every cell).
 - Cells left with no counts in the selected features are dropped: their library size for the count
   likelihood would be 0. The ATAC TF-IDF and the RNA z-scores are computed on the final cells.
+- 10x matrices with several feature types keep the modality's own (RNA 'Gene Expression', ATAC
+  'Peaks'); what was dropped is logged.
+- Too small for the step: fewer than MIN_CELLS cells or MIN_FEATURES features (or the requested
+  number, if smaller) after QC stop with one line. seurat_v3 (a loess fit of variance on mean) needs
+  at least LOESS_MIN_CELLS cells and LOESS_MIN_GENES genes with non-zero variance, and its native code
+  crashes the process below that; there, and whenever the fit fails, genes are ranked by the variance
+  of their log-normalized values instead (logged as a WARNING, recorded in uns).
+- QC that removes more than half of the cells is a WARNING with the fraction (a targeted panel of a few
+  hundred genes against min_genes=200 is the typical case); so are a label column with one class and a
+  batch column with one batch. Warnings are listed in ``uns['preprocess']['warnings']``.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
 import anndata as ad
 import numpy as np
@@ -25,7 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import InputError
-from .io import validate_counts
+from .io import select_modality_features, validate_counts
 
 _log = logging.getLogger("livaebench.data")
 
@@ -35,14 +44,31 @@ DEFAULT_MIN_FEATURES = {"rna": 200, "atac": 1}
 TARGET_SUM = 1e4
 CLIP = 10.0
 ATAC_FRACTION = (0.01, 0.95)  # highly variable peaks come from peaks open in 1 %-95 % of cells
+MIN_CELLS = 10  # cells and features a dataset needs after QC (the default latent dimension is 10)
+MIN_FEATURES = 10
+LOESS_MIN_CELLS = 10  # below these, scanpy's seurat_v3 loess fails or crashes the process (segfault)
+LOESS_MIN_GENES = 50
+MOST_REMOVED = 0.5  # QC removing more than this fraction of the cells is a WARNING
 
 
-def _sayer(log) -> Callable[[str], None]:
-    if log is None:
-        return _log.info
-    if isinstance(log, logging.Logger):
-        return log.info
-    return log
+class _Reporter:
+    """Info lines and warnings to a Logger, a one-argument callable (warnings prefixed) or the module log."""
+
+    def __init__(self, log):
+        if log is None:
+            log = _log
+        if isinstance(log, logging.Logger):
+            self.info, self._warn = log.info, log.warning
+        else:
+            self.info, self._warn = log, (lambda message: log(f"WARNING: {message}"))
+        self.warnings: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        self.info(message)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+        self._warn(message)
 
 
 def _row_scale(X: sp.csr_matrix, factors: np.ndarray) -> sp.csr_matrix:
@@ -112,7 +138,8 @@ def _qc(counts: sp.csr_matrix, var_names: pd.Index, *, dataset: str, modality: s
             f"no cell passes QC (min_genes={min_genes}"
             + (f", max_mito_pct={max_mito_pct}" if max_mito_pct is not None else "")
             + f"; the richest cell has {int(n_feat.max()) if n_feat.size else 0} detected features)",
-            "lower min_genes (for ATAC: the minimum number of peaks) or raise max_mito_pct in the config",
+            "lower min_genes (ATAC: min_peaks) or raise max_mito_pct, for this dataset in the registry or for "
+            "all in the config's preprocess section",
         )
     n_cells = np.bincount(counts[keep_cells].indices, minlength=counts.shape[1])
     keep_feats = n_cells >= min_cells
@@ -120,20 +147,43 @@ def _qc(counts: sp.csr_matrix, var_names: pd.Index, *, dataset: str, modality: s
     if not keep_feats.any():
         raise InputError(f"dataset '{dataset}'",
                          f"no feature is detected in at least min_cells={min_cells} of the cells that pass QC",
-                         "lower min_cells in the config")
+                         "lower min_cells for this dataset in the registry, or in the config's preprocess section")
     say(f"{dataset}: QC keeps {int(keep_cells.sum())}/{counts.shape[0]} cells and "
         f"{int(keep_feats.sum())}/{counts.shape[1]} features (min_genes={min_genes}, min_cells={min_cells})")
     return keep_cells, keep_feats, info
 
 
-def _select_rna(counts: sp.csr_matrix, var_names: pd.Index, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the top-n genes by scanpy's seurat_v3 (on raw counts) and their normalized variances."""
-    import scanpy as sc  # costs seconds to import; only preprocessing needs it
+def _select_rna(counts: sp.csr_matrix, var_names: pd.Index, n: int, say=None,
+                dataset: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the top-n genes by scanpy's seurat_v3 (on raw counts) and their normalized variances.
 
-    tmp = ad.AnnData(X=counts.astype(np.float32), var=pd.DataFrame(index=var_names))
-    sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=n)
-    chosen = np.flatnonzero(tmp.var["highly_variable"].to_numpy())
-    return chosen, tmp.var["variances_norm"].to_numpy()[chosen]
+    Where seurat_v3 cannot work (fewer than LOESS_MIN_CELLS cells or LOESS_MIN_GENES genes with non-zero
+    variance: its loess fails, or crashes the process) or its fit fails, the genes are ranked by the
+    variance of their log-normalized values instead; ``say.warning`` says so. Ties keep feature order.
+    """
+    say = say if isinstance(say, _Reporter) else _Reporter(say)
+    n_cells = counts.shape[0]
+    variable = int((_column_var(sp.csr_matrix(counts, dtype=np.float64)) > 0).sum()) if n_cells > 1 else 0
+    reason = None
+    if n_cells < LOESS_MIN_CELLS or variable < LOESS_MIN_GENES:
+        reason = (f"it needs at least {LOESS_MIN_CELLS} cells and {LOESS_MIN_GENES} genes with non-zero "
+                  f"variance, the data have {n_cells} and {variable}")
+    else:
+        import scanpy as sc  # costs seconds to import; only preprocessing needs it
+
+        tmp = ad.AnnData(X=counts.astype(np.float32), var=pd.DataFrame(index=var_names))
+        try:
+            sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=n)
+        except ValueError as exc:  # skmisc's loess: "svddc failed in l2fit", "near singularities", ...
+            reason = f"its loess fit failed ({' '.join(str(exc).split())[:120]})"
+        else:
+            chosen = np.flatnonzero(tmp.var["highly_variable"].to_numpy())
+            return chosen, tmp.var["variances_norm"].to_numpy()[chosen]
+    say.warning(f"{dataset}: seurat_v3 highly variable genes not used: {reason}; genes ranked by the variance "
+                "of their log-normalized values instead")
+    score = _column_var(lognormalize(counts))
+    chosen = np.sort(np.argsort(-score, kind="stable")[:n])
+    return chosen, score[chosen]
 
 
 def _select_atac(counts: sp.csr_matrix, n: int, say, dataset: str) -> tuple[np.ndarray, np.ndarray]:
@@ -160,9 +210,10 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
 
     ``n_features`` defaults to 5000 (RNA) / 10000 (ATAC) and is capped at what the data has (logged).
     ``min_genes`` is the minimum number of detected features per cell, default 200 for RNA and 1 for
-    ATAC. ``log`` is a logging.Logger or a callable taking one string. The input is not modified.
+    ATAC. ``log`` is a logging.Logger or a callable taking one string (warnings then start with
+    "WARNING: "). The input is not modified.
     """
-    say = _sayer(log)
+    say = _Reporter(log)
     if modality not in MODALITIES:
         raise InputError(f"dataset '{dataset}'", f"unknown modality '{modality}'", "use 'rna' or 'atac'")
     if min_genes is None:
@@ -171,8 +222,10 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
     if n_req < 1:
         raise InputError(f"dataset '{dataset}'", f"n_features must be positive (got {n_req})",
                          "set n_features to a positive number or leave it empty for the default")
+    n_cells_input, n_features_input = int(adata.n_obs), int(adata.n_vars)
+    typed = select_modality_features(adata, dataset=dataset, modality=modality, say=say)
     # A shallow AnnData around the same arrays: validate_counts replaces .X/.names on it, not on the input.
-    work = ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=pd.DataFrame(index=adata.var_names.copy()))
+    work = ad.AnnData(X=typed.X, obs=typed.obs.copy(), var=pd.DataFrame(index=typed.var_names.copy()))
     work = validate_counts(work, dataset=dataset, source="counts", label_key=label_key, batch_key=batch_key)
     counts = work.X
     keep_cells, keep_feats, qc_info = _qc(counts, work.var_names, dataset=dataset, modality=modality,
@@ -180,6 +233,7 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
                                           max_mito_pct=max_mito_pct, say=say)
     cells = np.flatnonzero(keep_cells)
     feats = np.flatnonzero(keep_feats)
+    _check_size(dataset, len(cells), len(feats), n_req, "pass QC", min_genes=min_genes, min_cells=min_cells)
     qc_counts = counts[cells][:, feats]
     n_avail = len(feats)
     n = min(n_req, n_avail)
@@ -187,7 +241,7 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
         say(f"{dataset}: {n_req} features requested but only {n_avail} genes pass QC; taking all {n_avail}")
 
     if modality == "rna":
-        chosen, score = _select_rna(qc_counts, work.var_names[feats], n)
+        chosen, score = _select_rna(qc_counts, work.var_names[feats], n, say, dataset)
     else:
         chosen, score = _select_atac(qc_counts, n_req, say, dataset)
     sel_counts = qc_counts[:, chosen]
@@ -199,6 +253,8 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
                          "raise n_features or lower min_cells")
     rows = np.flatnonzero(nonempty)
     cells, qc_counts, sel_counts = cells[rows], qc_counts[rows], sel_counts[rows]
+    _check_size(dataset, len(cells), len(chosen), n_req, "have counts in the selected features",
+                min_genes=min_genes, min_cells=min_cells)
 
     if modality == "rna":
         library = np.asarray(qc_counts.sum(axis=1)).ravel()  # over all QC genes, not only the selected
@@ -209,14 +265,14 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
         X = lognorm.toarray()
 
     out_feats = feats[chosen]
-    obs = adata.obs.iloc[cells].copy()
+    obs = typed.obs.iloc[cells].copy()
     obs.index = work.obs_names[cells]
     for col in obs.columns:
         if isinstance(obs[col].dtype, pd.CategoricalDtype):
             obs[col] = obs[col].cat.remove_unused_categories()
     obs["n_features_detected"] = np.diff(counts[cells].indptr).astype(np.int32)
     obs["total_counts"] = np.asarray(counts[cells].sum(axis=1)).ravel().astype(np.int64)
-    var = adata.var.iloc[out_feats].copy()
+    var = typed.var.iloc[out_feats].copy()
     var.index = work.var_names[out_feats]
     var["n_cells"] = np.diff(sp.csc_matrix(sel_counts).indptr).astype(np.int32)
     var["selection_score"] = score.astype(np.float64)  # RNA: seurat_v3 normalized variance; ATAC: TF-IDF variance
@@ -228,17 +284,50 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
         layers={"counts": sp.csr_matrix(sel_counts, dtype=np.float32),
                 "lognorm": sp.csr_matrix(lognorm, dtype=np.float32)},
     )
+    removed = 1.0 - result.n_obs / n_cells_input
+    if removed > MOST_REMOVED:
+        why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in qc_info.items() if k.startswith("cells_") and v)
+        extra = int((~nonempty).sum())
+        why += (", " if why else "") + (f"{extra} without counts in the selected features" if extra else "")
+        say.warning(f"{dataset}: QC removed {removed:.0%} of the cells ({n_cells_input - result.n_obs} of "
+                    f"{n_cells_input}: {why}; min_genes={min_genes}, min_cells={min_cells}); if that is not "
+                    "intended (e.g. a targeted panel of a few hundred genes), set min_genes"
+                    f"{' (ATAC: min_peaks)' if modality == 'atac' else ''} for this dataset in the registry")
+    for role, key in (("label", label_key), ("batch", batch_key)):
+        if key:
+            levels = obs[key].dropna().nunique()
+            if levels < 2:
+                say.warning(f"{dataset}: {role} column '{key}' has {levels} distinct value(s) among the kept cells; "
+                            + ("label-based scores (NMI, ARI) are degenerate" if role == "label"
+                               else "batch-mixing scores (iLISI) are degenerate"))
     result.uns["livaebench"] = {"dataset": dataset, "modality": modality, "label_key": label_key or "",
                                 "batch_key": batch_key or ""}
     result.uns["preprocess"] = {
-        "n_cells_input": int(adata.n_obs), "n_features_input": int(adata.n_vars),
+        "n_cells_input": n_cells_input, "n_features_input": n_features_input,
         "n_cells": int(result.n_obs), "n_features": int(result.n_vars),
         "n_features_requested": n_req, "min_genes": int(min_genes), "min_cells": int(min_cells),
         "max_mito_pct": float("nan") if max_mito_pct is None else float(max_mito_pct),
         "cells_without_selected_counts": int((~nonempty).sum()),
+        "fraction_cells_removed": float(removed),
+        "features_of_other_types": int(adata.n_vars - typed.n_vars),
+        "warnings": list(say.warnings),
         **qc_info,
     }
     if "provenance" in adata.uns:
         result.uns["provenance"] = adata.uns["provenance"]
     say(f"{dataset}: preprocessed {result.n_obs} cells x {result.n_vars} {modality} features")
     return result
+
+
+def _check_size(dataset: str, n_cells: int, n_features: int, n_req: int, stage: str, *, min_genes: int,
+                min_cells: int) -> None:
+    """One line when a dataset is too small for the benchmark (after QC or after feature selection)."""
+    need_features = min(MIN_FEATURES, n_req)
+    if n_cells < MIN_CELLS:
+        raise InputError(f"dataset '{dataset}'", f"only {n_cells} cells {stage} (min_genes={min_genes}); "
+                         f"at least {MIN_CELLS} are needed", "lower min_genes (ATAC: min_peaks) for this dataset in "
+                         "the registry, or use a dataset with more cells")
+    if n_features < need_features:
+        raise InputError(f"dataset '{dataset}'", f"only {n_features} features {stage} (min_cells={min_cells}); "
+                         f"at least {need_features} are needed", "lower min_cells for this dataset in the "
+                         "registry, or use a dataset with more features")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .config import check_name
 from .errors import InputError
 from .methods import all_methods, methods_of_family
 
@@ -91,6 +92,8 @@ def configured_comparisons(config: Mapping[str, Any]) -> dict[str, dict[str, Any
     if unknown:
         raise InputError("config: key 'paper_comparisons'", f"'{unknown[0]}' is not one of the paper's comparisons",
                          f"use 'all' or names from: {', '.join(paper)}")
+    for name in config.get("comparisons") or {}:
+        check_name("comparison", name)  # the name becomes a path
     own = {name: {**SPEC_DEFAULTS, **spec} for name, spec in (config.get("comparisons") or {}).items()}
     clash = sorted(set(own) & set(chosen))
     if clash:

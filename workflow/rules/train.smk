@@ -24,6 +24,8 @@ for _artifacts, _methods in artifact_groups().items():
         threads: train_threads
         resources:
             gpu=lambda w: config["gpu"] if METHODS[w.method].uses_gpu else 0,
+            # only with gpu > 0: the SLURM plugin turns gpu_model + gpu 0 into --gpus=MODEL:0
+            gpu_model=lambda w: config["gpu_model"] if METHODS[w.method].uses_gpu and config["gpu"] > 0 else "",
             mem_mb=train_resource("mem_mb"),
             runtime=train_resource("runtime"),
         log:

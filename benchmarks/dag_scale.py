@@ -162,8 +162,8 @@ def main() -> None:
         print(f"snakemake -n in a fresh directory; {os.cpu_count()} CPUs; load average before: {loadavg()}")
         results = {}
         for name, (configfile, config) in configs.items():
-            n_datasets = sum(1 for l in Path(config["datasets"]).read_text().splitlines()[1:]
-                             if l.strip() and not l.startswith("#"))
+            rows = [l for l in Path(config["datasets"]).read_text().splitlines() if l.strip() and not l.startswith("#")]
+            n_datasets = len(rows) - 1  # the header
             res = plan(configfile, work / f"run_{name}", work / name, args.timeout)
             res.update(datasets=n_datasets, methods=len(config["methods"]), runs=count_runs(config))
             results[name] = res

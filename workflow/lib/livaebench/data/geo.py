@@ -919,6 +919,103 @@ def fetch_geo(accession: str, destdir, *, dataset: str, pattern: str = r".*", ba
     return [destdir / r["file"] for r in rows]
 
 
+# ------------------------------------------------------------------------------- list_geo_files
+LISTING_COLUMNS = ["file", "sample", "url", "bytes", "selected", "note"]
+_NO_HEAD = (405, 501)  # the server does not do HEAD: ask for one byte instead
+
+
+def remote_size(url: str, *, allowed_hosts=None, timeout: float = 60, method: str = "HEAD") -> int | None:
+    """Size in bytes of a remote file without fetching it: a HEAD request, or (``method="GET"``, for servers
+    that refuse HEAD) a GET of its first byte (``Range: bytes=0-0``; the size is the Content-Range total).
+
+    None when the answer does not tell. The URL and its redirects must stay on ``allowed_hosts`` (default:
+    the URL's host). Errors propagate: ``urllib.error.HTTPError`` (405/501: no HEAD), ``OSError``, ``_Refused``.
+    """
+    allowed = frozenset(allowed_hosts) if allowed_hosts is not None else frozenset({_host(url)})
+    problem = _url_problem(url, allowed)
+    if problem:
+        raise _Refused(url, problem)
+    clock = _Deadline(2 * timeout)
+    headers = {"User-Agent": "livaebench", **({"Range": "bytes=0-0"} if method == "GET" else {})}
+    try:
+        request = urllib.request.Request(url, headers=headers, method=method)
+        with _opener(allowed, clock).open(request, timeout=timeout) as resp:  # the body is never read
+            if resp.status == 206:
+                rng = _content_range(resp.headers.get("Content-Range"))
+                return rng[2] if rng else None
+            return _content_length(resp)
+    finally:
+        clock.cancel()
+
+
+def list_geo_files(accession: str, *, dataset: str, pattern: str = r".*", base_url: str = GEO_BASE,
+                   retries: int = 4, backoff: float = 1.0, timeout: float = 60, query_url: str | None = None,
+                   allowed_hosts=(), sizes: bool = True, max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+                   transfer_deadline: float = DEFAULT_TRANSFER_DEADLINE, cache_dir=None) -> pd.DataFrame:
+    """What :func:`fetch_geo` would download, downloading only the SOFT text (into a temporary folder).
+
+    One row per supplementary file of the series and its samples (columns ``LISTING_COLUMNS``): ``file``,
+    ``sample`` (GSM; empty for a series file), ``url`` (on ``base_url``), ``bytes``, ``selected`` (``yes``
+    when ``pattern`` selects it exactly as fetch_geo does: searched in the name, first file of a name) and
+    ``note`` (why a selected file would be refused, a duplicate name, why a size is missing). GEO's SOFT
+    text carries no sizes: with ``sizes`` each file costs one HEAD request (servers that refuse HEAD get a
+    one-byte ranged GET instead); a failed probe leaves ``bytes`` empty with the reason in ``note``. Files on
+    hosts that may not be contacted are never probed. Takes the keyword arguments of :func:`fetch_options`
+    (``cache_dir`` is not used: the SOFT text is not kept).
+    """
+    import tempfile
+
+    accession = str(accession).strip().upper()
+    what = _what(dataset, f"GEO {_shown(accession) if not _ACC_RE.fullmatch(accession) else accession}")
+    _checked_accession(accession, what)
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise InputError(what, f"invalid file pattern '{pattern}' ({exc})", "fix the regular expression") from exc
+    url, soft_name = soft_location(accession, base_url, query_url)
+    allowed = allowed_hosts_for(base_url, query_url, allowed_hosts)
+    with tempfile.TemporaryDirectory(prefix="geo_soft_") as tmp:
+        job = _Fetch(what, Path(tmp) / "soft", Path(tmp) / "partial", allowed,
+                     DownloadBudget(max_download_bytes, what),
+                     dict(retries=retries, backoff=backoff, timeout=timeout, progress=False, deadline=transfer_deadline))
+        obj = _fetch_soft(job, accession, url, soft_name, dataset)
+        _check_sample_names(obj, what)
+    rows, seen, method = [], set(), "HEAD"
+    for f in _supplementary(obj, base_url):
+        notes, size = [], None
+        matches = bool(regex.search(f["name"]))
+        selected = matches and f["name"] not in seen
+        if selected:
+            seen.add(f["name"])
+        elif matches:
+            notes.append("same name as a file listed earlier (fetch_geo takes that one)")
+        refused = _url_problem(f["url"], allowed) or ("has an unsafe file name" if _unsafe_name(f["name"]) else None)
+        if refused and selected:
+            notes.append(f"fetch_geo would refuse it: it {refused}")
+        if sizes and not _url_problem(f["url"], allowed):
+            for _ in range(2):
+                try:
+                    size = remote_size(f["url"], allowed_hosts=allowed, timeout=timeout, method=method)
+                    if size is None:
+                        notes.append("the server does not tell the size")
+                except urllib.error.HTTPError as exc:
+                    exc.close()
+                    if method == "HEAD" and exc.code in _NO_HEAD:
+                        method = "GET"
+                        continue
+                    notes.append(f"size unknown (HTTP {exc.code}{': not on the server' if exc.code == 404 else ''})")
+                except _Refused as exc:
+                    notes.append(f"size unknown (redirect to {exc.url} refused: it {exc.problem})")
+                except (OSError, http.client.HTTPException) as exc:
+                    notes.append(f"size unknown ({_one_line(exc)})")
+                break
+        rows.append({"file": f["name"], "sample": f["sample"], "url": f["url"], "bytes": size,
+                     "selected": "yes" if selected else "no", "note": "; ".join(notes)})
+    table = pd.DataFrame(rows, columns=LISTING_COLUMNS)
+    table["bytes"] = table["bytes"].astype("Int64")
+    return table
+
+
 # -------------------------------------------------------------------------------------- archives
 _HOSTILE_FIX = ("do not use this file: check that geo.base_url points at GEO or a trusted mirror, "
                 "or leave the file out with the registry pattern")

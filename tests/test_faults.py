@@ -53,6 +53,8 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches(tmp_path):
     assert 5 <= done < EPOCHS, f"the kill should land mid-training (checkpoint at epoch {done})"
     assert not (killed / TARGET).exists()
 
+    # what a user does after a kill: release the lock, rerun what was incomplete
+    assert snakemake(killed, config, "--unlock").returncode == 0
     result = snakemake(killed, config, "--cores", "1", "--rerun-incomplete", TARGET)
     assert result.returncode == 0, result.stderr[-3000:]
     log = (killed / "logs/train/pancreas/livae/seed0.log").read_text()
@@ -69,7 +71,7 @@ def _resumed_epoch(log: str) -> int:
 @pytest.mark.workflow
 def test_gpu_requested_on_a_node_without_one_fails_the_job_in_one_line(tmp_path):
     config = _config(tmp_path)
-    result = snakemake(tmp_path, config, "--cores", "1", "--config", "gpu=1", TARGET)
+    result = snakemake(tmp_path, config, TARGET, "--cores", "1", "--config", "gpu=1")  # target first
     assert result.returncode != 0
     last = (tmp_path / "logs/train/pancreas/livae/seed0.log").read_text().strip().splitlines()[-1]
     assert "GPU(s) requested but CUDA is not available" in last and "Fix:" in last

@@ -71,8 +71,8 @@ def test_bad_counts_stop_only_their_dataset(tmp_path):
         assert last.split("ERROR ", 1)[1] in result.stderr  # the same one line on the console
 
 
-def test_only_the_download_is_a_local_rule(repo):
-    """On a cluster the download stays on the submit host (compute nodes often have no internet)."""
+def test_only_the_downloads_are_local_rules(repo):
+    """On a cluster the downloads stay on the submit host (compute nodes often have no internet)."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
@@ -80,4 +80,4 @@ def test_only_the_download_is_a_local_rule(repo):
         workflow = api.workflow(snakefile=repo / "Snakefile", workdir=repo, resource_settings=ResourceSettings(),
                                 config_settings=ConfigSettings(config={"methods": ["pca"]}))
         # Snakemake exposes the localrules set only as this attribute.
-        assert workflow._workflow._localrules == {"fetch_geo"}
+        assert workflow._workflow._localrules == {"fetch_geo", "list_geo_files", "geo_files"}

@@ -74,10 +74,6 @@ def all_runs():
     return [(d, m, s) for d in DATASETS.index for m in methods_for(d) for s in config["seeds"]]
 
 
-def embedding_targets():
-    return [embedding_path(*run) for run in all_runs()]
-
-
 def metric_targets():
     return [metrics_path(*run) for run in all_runs()]
 

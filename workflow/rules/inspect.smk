@@ -23,6 +23,8 @@ rule list_geo_files:
         base_url=config["geo"]["base_url"],
     log:
         "logs/list_geo_files/{dataset}.log",
+    benchmark:
+        "results/benchmarks/list_geo_files/{dataset}.tsv",
     conda:
         CONDA_ENV
     script:

@@ -71,8 +71,20 @@ def _resumed_epoch(log: str) -> int:
 @pytest.mark.workflow
 def test_gpu_requested_on_a_node_without_one_fails_the_job_in_one_line(tmp_path):
     config = _config(tmp_path)
-    result = snakemake(tmp_path, config, TARGET, "--cores", "1", "--config", "gpu=1")  # target first
+    result = snakemake(tmp_path, config, "--cores", "1", TARGET, "--config", "gpu=1")  # target before --config
     assert result.returncode != 0
     last = (tmp_path / "logs/train/pancreas/livae/seed0.log").read_text().strip().splitlines()[-1]
     assert "GPU(s) requested but CUDA is not available" in last and "Fix:" in last
     assert not (tmp_path / TARGET).exists()
+
+
+def test_a_crashed_step_ends_its_log_with_what_failed_and_the_fix(tmp_path):
+    from livaebench.runtime import step
+
+    log_path = tmp_path / "logs" / "embed" / "pancreas" / "pca" / "seed0.log"
+    with pytest.raises(KeyError):
+        with step(log_path):
+            raise KeyError("X_umap")
+    lines = log_path.read_text().strip().splitlines()
+    assert "Traceback" in log_path.read_text()
+    assert "embed pancreas/pca/seed0: failed (KeyError: 'X_umap'). Fix:" in lines[-1]

@@ -98,6 +98,20 @@ def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "l
         for handler in log.handlers:
             handler.flush()
         raise SystemExit(1) from None
-    except Exception:
+    except Exception as err:
+        from .failures import one_line
+
         log.exception("step failed")
+        # the log's last line says what failed and what to do (the traceback above says where)
+        log.error(f"{_job_name(log_path)}: failed ({one_line(err)}). Fix: read the traceback above; if an input "
+                  "is at fault, correct it, then rerun the same target")
         raise
+
+
+def _job_name(log_path) -> str:
+    """'embed pancreas/pca/seed0' from logs/embed/pancreas/pca/seed0.log: the rule and its wildcards."""
+    if not log_path:
+        return "this step"
+    parts = Path(log_path).with_suffix("").parts
+    parts = parts[parts.index("logs") + 1:] if "logs" in parts else parts[-2:]
+    return f"{parts[0]} {'/'.join(parts[1:])}".strip()

@@ -81,6 +81,15 @@ def geo(tmp_path_factory, shared_data):
 
 
 @pytest.fixture
+def site(tmp_path):
+    """A fresh, empty GEO-like server per test (tests publish and change the files it serves)."""
+    root = tmp_path / "root"
+    with serve(root) as srv:
+        srv.root = root
+        yield srv
+
+
+@pytest.fixture
 def server(geo):
     """The GEO server with no injected faults and an empty request log."""
     geo.faults.clear()

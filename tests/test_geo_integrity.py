@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from geo_server import add_series, serve
+from geo_server import add_series
 from livaebench.data.geo import fetch_geo
 from livaebench.errors import InputError
 
@@ -42,15 +42,6 @@ def hdf5_bytes(tmp_path) -> bytes:
     with h5py.File(path, "w") as fh:
         fh["counts"] = np.random.default_rng(1).poisson(2, size=(300, 50))
     return path.read_bytes()
-
-
-@pytest.fixture
-def site(tmp_path):
-    """A fresh server per test (tests change the files they serve)."""
-    root = tmp_path / "root"
-    with serve(root) as server:
-        server.root = root
-        yield server
 
 
 def publish(server, files: dict[str, bytes]):

@@ -15,20 +15,13 @@ import urllib.parse
 
 import pytest
 
-from geo_server import add_series, constructed_gsms, sample_dir, serve
+from geo_server import add_series, constructed_gsms, sample_dir
 from livaebench.data.geo import assemble_geo, fetch_geo
 from livaebench.errors import InputError
 
 ACC = "GSE990002"
 DATA = b"gene,c1,c2\ng1,1,0\ng2,0,3\n" * 200
 
-
-@pytest.fixture
-def site(tmp_path):
-    root = tmp_path / "root"
-    with serve(root) as server:
-        server.root = root
-        yield server
 
 
 def fetch(server, tmp_path, **kw):

@@ -429,7 +429,6 @@ __all__ = ["Served", "add_real_soft", "add_series", "build_constructed_series", 
 
 if __name__ == "__main__":  # manual use: python tests/geo_server.py ROOT SOURCE_H5AD
     import sys
-    import time
 
     build_constructed_series(sys.argv[1], sys.argv[2])
     with serve(sys.argv[1]) as (url, _):

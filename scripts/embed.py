@@ -7,7 +7,6 @@ with step(snakemake.log[0], threads=snakemake.threads) as log:
 
     from livaebench.data.io import write_h5ad_atomic
     from livaebench.embedding import embedding_adata, load_latents, umap_tsne
-
     from livaebench.failures import failure_reason
 
     w, options = snakemake.wildcards, snakemake.params.options

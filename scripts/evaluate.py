@@ -6,10 +6,8 @@ with step(snakemake.log[0], threads=snakemake.threads) as log:
     import anndata as ad
 
     from livaebench.metrics.panel import evaluate_embedding
-    from livaebench.results import metric_table, write_tsv_atomic
-
     from livaebench.failures import failure_reason
-    from livaebench.results import failed_metric_table
+    from livaebench.results import failed_metric_table, metric_table, write_tsv_atomic
 
     w, options = snakemake.wildcards, snakemake.params.options
     emb = ad.read_h5ad(snakemake.input[0])

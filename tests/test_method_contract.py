@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import REPO
+from livaebench.config import check_name
 from livaebench.comparisons import check_comparisons, configured_comparisons, paper_comparisons
 from livaebench.errors import InputError
 from livaebench.methods import (ARTIFACT_FILES, Check, FitContext, Resources, all_methods, check_method_params,
@@ -37,6 +38,7 @@ def test_every_method_declares_its_contract(name):
     assert (REPO / "envs" / method.conda_env).is_file()
     assert set(method.artifacts) <= set(ARTIFACT_FILES)
     assert method.family and method.description
+    check_name("method", name)  # a configured name must be registered, so this makes every method path safe
     small, large, retry = method.resources(1000, 2000), method.resources(100_000, 5000), method.resources(1000, 2000, 2)
     assert 0 < small["mem_mb"] < large["mem_mb"] and 0 < small["runtime"] < large["runtime"]
     assert retry["mem_mb"] > small["mem_mb"] and retry["runtime"] > small["runtime"]

@@ -13,7 +13,7 @@ sys.path.insert(0, LIB_DIR)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in [LIB_DIR, os.getenv("PYTHONPATH")] if p))
 
 from livaebench.comparisons import configured_comparisons
-from livaebench.config import QC_COLUMNS, check_name, load_registry, validate_config
+from livaebench.config import QC_COLUMNS, load_registry, validate_config
 from livaebench.errors import InputError
 from livaebench.methods import ARTIFACT_FILES, check_method_params, get_method
 from livaebench.resources import train_resources
@@ -25,8 +25,6 @@ CONDA_ENV = f"{ENVS}/livaebench.yaml"
 # Everything a run can get wrong in its configuration stops it here, before any job starts.
 try:
     validate_config(config, SCHEMAS / "config.schema.yaml")
-    for name in config["methods"]:
-        check_name("method", name)
     DATASETS = load_registry(config["datasets"], SCHEMAS / "datasets.schema.yaml")
     METHODS = {name: get_method(name) for name in config["methods"]}
     check_method_params(config["method_params"])

@@ -8,6 +8,8 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 
+from .failures import FAILED, OK
+
 
 def save_latents(path: str | Path, embeddings: dict[str, np.ndarray]) -> None:
     """Write the arrays a method returned as one .npz, atomically (no partial file on failure)."""
@@ -61,6 +63,6 @@ def embedding_adata(prep: ad.AnnData, latents: dict[str, np.ndarray], views: dic
     emb = ad.AnnData(obs=obs)
     for key, value in {**latents, **views}.items():
         emb.obsm[key] = np.asarray(value, dtype=np.float32)
-    status = {"status": "ok"} if failure is None else {"status": "failed", "reason": failure}
+    status = {"status": OK} if failure is None else {"status": FAILED, "reason": failure}
     emb.uns["livaebench"] = {**info, "method": method, "seed": int(seed), **status}
     return emb

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
+from .failures import FAILED, OK
 
 METRIC_COLUMNS = ["dataset", "method", "seed", "metric", "value"]
 # What the workflow writes: every row says whether its run finished (ok) or failed (and why).
@@ -51,21 +52,21 @@ def metric_table(panel: pd.DataFrame, *, dataset: str, method: str, seed: int) -
     table.insert(0, "seed", int(seed))
     table.insert(0, "method", method)
     table.insert(0, "dataset", dataset)
-    table["status"], table["reason"] = "ok", ""
+    table["status"], table["reason"] = OK, ""
     return table[STATUS_COLUMNS]
 
 
 def failed_metric_table(reason: str, *, dataset: str, method: str, seed: int) -> pd.DataFrame:
     """The one row a failed method leaves: no metric, no value, ``status`` failed and the reason."""
     return pd.DataFrame([{"dataset": dataset, "method": method, "seed": int(seed), "metric": None, "value": None,
-                          "status": "failed", "reason": reason}], columns=STATUS_COLUMNS)
+                          "status": FAILED, "reason": reason}], columns=STATUS_COLUMNS)
 
 
 def gather_metric_tables(paths) -> pd.DataFrame:
     """Concatenate per-embedding metric tables into ``all.tsv`` (with ``status`` and ``reason`` per row)."""
     tables = [read_metrics(p) for p in paths]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=STATUS_COLUMNS)
-    for column, default in (("status", "ok"), ("reason", "")):
+    for column, default in (("status", OK), ("reason", "")):
         table[column] = table[column].fillna(default) if column in table else default
     table["seed"] = table["seed"].astype(int)
     table = table.sort_values(["dataset", "method", "seed", "metric"], kind="stable", na_position="first")
@@ -76,7 +77,7 @@ def failures(table: pd.DataFrame) -> pd.DataFrame:
     """The runs that failed (``dataset method seed reason``), from a metric table."""
     if "status" not in table:
         return pd.DataFrame(columns=["dataset", "method", "seed", "reason"])
-    failed = table[table["status"].astype(str) == "failed"]
+    failed = table[table["status"].astype(str) == FAILED]
     return failed[["dataset", "method", "seed", "reason"]].drop_duplicates().reset_index(drop=True)
 
 

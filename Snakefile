@@ -20,6 +20,9 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/analyses_interpret.smk"
+include: "workflow/rules/analyses_unicoord.smk"
+include: "workflow/rules/analyses_diffvae.smk"
 
 
 rule all:
@@ -28,4 +31,5 @@ rule all:
         "results/metrics/all.tsv",  # every embedding is upstream of it
         comparison_targets(),
         figure_targets(),
+        ANALYSIS_TARGETS,
         "results/benchmarks/rules.tsv",

@@ -40,6 +40,17 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# Analyses of trained models (workflow/rules/analyses_*.smk) add the files they produce and the
+# benchmark files of their jobs here; `rule all` and the per-rule benchmark table pick them up.
+ANALYSIS_TARGETS = []
+ANALYSIS_BENCHMARKS = []
+
+
+def analysis_settings(name):
+    """The config block of one analysis (config key `analyses`), {} when it is not configured."""
+    return (config.get("analyses") or {}).get(name) or {}
+
+
 def dataset_row(wildcards):
     row = DATASETS.loc[wildcards.dataset].to_dict()
     # unset per-dataset QC overrides stay out of the params, so adding those columns reran nothing
@@ -170,5 +181,5 @@ def benchmark_targets():
     targets += [f"{bench}/plot_umap_grid/{d}.tsv" for d in DATASETS.index]
     if batch_datasets():
         targets.append(f"{bench}/plot_ilisi.tsv")
-    return targets
+    return targets + ANALYSIS_BENCHMARKS
 

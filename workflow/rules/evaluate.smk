@@ -46,6 +46,7 @@ rule rule_benchmarks:
         "results/metrics/all.tsv",
         comparison_targets(),
         figure_targets(),
+        lambda w: ANALYSIS_TARGETS,  # filled by the analysis rule files, included after this one
     output:
         report(
             "results/benchmarks/rules.tsv",
@@ -53,7 +54,7 @@ rule rule_benchmarks:
             category="Run time and memory",
         ),
     params:
-        files=benchmark_targets(),
+        files=lambda w: benchmark_targets(),
     log:
         "logs/rule_benchmarks.log",
     conda:

@@ -1,0 +1,1 @@
+# Analyses of diffvae models (placeholder: filled by its issue).

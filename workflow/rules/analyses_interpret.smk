@@ -1,0 +1,1 @@
+# Analyses of interpret models (placeholder: filled by its issue).

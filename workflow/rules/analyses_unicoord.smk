@@ -1,0 +1,1 @@
+# Analyses of unicoord models (placeholder: filled by its issue).

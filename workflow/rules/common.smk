@@ -15,7 +15,8 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in [LIB_DIR, os.getenv("PYT
 from livaebench.comparisons import configured_comparisons
 from livaebench.config import QC_COLUMNS, load_registry, validate_config
 from livaebench.errors import InputError
-from livaebench.methods import ARTIFACT_FILES, check_method_params, get_method
+from livaebench.methods import (ARTIFACT_FILES, check_dataset_method_params, check_method_params, get_method,
+                                method_overrides)
 from livaebench.resources import train_resources
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
@@ -28,6 +29,7 @@ try:
     DATASETS = load_registry(config["datasets"], SCHEMAS / "datasets.schema.yaml")
     METHODS = {name: get_method(name) for name in config["methods"]}
     check_method_params(config["method_params"])
+    check_dataset_method_params(config["dataset_method_params"], DATASETS.index)
     COMPARISONS = configured_comparisons(config)
 except InputError as err:
     raise WorkflowError(str(err)) from None

@@ -17,7 +17,7 @@ for _artifacts, _methods in artifact_groups().items():
         wildcard_constraints:
             method="|".join(map(re.escape, _methods)),
         params:
-            overrides=lambda w: config["method_params"].get(w.method, {}),
+            overrides=lambda w: method_overrides(config, w.dataset, w.method),
             latent_dim=config["latent_dim"],
             on_failure=config["on_method_failure"],
             gpu_fallback=config["gpu_fallback"],

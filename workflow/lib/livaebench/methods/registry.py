@@ -221,6 +221,21 @@ def check_method_params(method_params: Mapping[str, Any], source: str = "config"
         _REGISTRY[name].check_params(overrides, f"{source}: key 'method_params.{name}'")
 
 
+def check_dataset_method_params(dataset_method_params: Mapping[str, Any], datasets, source: str = "config") -> None:
+    """Check per-dataset overrides ``{dataset: {method: {parameter: value}}}`` like ``method_params``."""
+    for dataset, per_method in (dataset_method_params or {}).items():
+        if dataset not in datasets:
+            raise InputError(f"{source}: key 'dataset_method_params.{dataset}'", f"'{dataset}' is not in the dataset registry",
+                             f"use one of: {', '.join(map(str, datasets))}")
+        check_method_params(per_method, f"{source} (dataset_method_params.{dataset})")
+
+
+def method_overrides(config: Mapping[str, Any], dataset: str, method: str) -> dict[str, Any]:
+    """A method's overrides on one dataset: ``method_params``, then ``dataset_method_params`` of the dataset."""
+    per_dataset = ((config.get("dataset_method_params") or {}).get(dataset) or {}).get(method) or {}
+    return {**((config.get("method_params") or {}).get(method) or {}), **per_dataset}
+
+
 def fit_method(name: str, adata, *, dataset: str, seed: int, outdir: str | Path, threads: int = 1,
                overrides: Mapping[str, Any] | None = None, global_params: Mapping[str, Any] | None = None,
                device: str | None = None, log: logging.Logger | None = None) -> dict[str, np.ndarray]:

@@ -27,13 +27,18 @@ def count_tensors(adata, dataset: str = "") -> tuple[dict[str, torch.Tensor], in
     if not np.isfinite(x).all():
         raise InputError(what, f"the model input .X has {int((~np.isfinite(x)).sum())} NaN/inf values",
                          "re-run preprocessing; the normalized input must be finite")
-    raw = sp.csr_matrix(adata.layers["counts"], dtype=np.float64)
+    # The stored layer as it is (float32 on disk): integer counts below 2**24 are exact in float32, and
+    # a float64 copy of a 100k x 5000 matrix costs 4 GB dense.
+    raw = sp.csr_matrix(adata.layers["counts"])
+    if not raw.has_canonical_format:
+        raw = raw.copy()
+        raw.sum_duplicates()
     vals = raw.data
     if not np.isfinite(vals).all() or (vals < 0).any() or (vals != np.round(vals)).any():
         raise InputError(what, "layers['counts'] has negative, non-integer or non-finite values",
                          "store the raw integer counts of the selected features in layers['counts']")
-    counts = np.ascontiguousarray(raw.toarray(), dtype=np.float32)
-    lib = np.asarray(raw.sum(axis=1)).ravel()
+    counts = raw.toarray().astype(np.float32, copy=False)
+    lib = np.asarray(raw.sum(axis=1, dtype=np.float64)).ravel()
     log_lib = np.log(np.maximum(lib, 1.0)).astype(np.float32)
     tables, cap = count_tables(raw)
     tensors = {"x": torch.from_numpy(x), "counts": torch.from_numpy(counts), "log_lib": torch.from_numpy(log_lib),

@@ -1,0 +1,39 @@
+"""Rule unicoord_interpolation: held-out cells decoded along a continuous coordinate; the decoded trajectory
+and a heatmap of its most-changing genes."""
+from livaebench.runtime import step
+
+with step(snakemake.log[0]) as log:
+    import anndata as ad
+    import numpy as np
+
+    from livaebench.analyses.unicoord import (Reference, category_mask, interpolate, label_key_of, plot_trajectory_heatmap,
+                                              read_split, top_varying_genes)
+    from livaebench.errors import InputError
+    from livaebench.models.unicoord import lognorm_matrix
+
+    w, s = snakemake.wildcards, snakemake.params.settings
+    what = f"dataset '{w.dataset}', analysis unicoord (interpolation)"
+    adata = ad.read_h5ad(snakemake.input.data)
+    test = read_split(snakemake.input.split, adata)
+    ref = Reference(snakemake.input.model)
+    if not ref.continuous:
+        raise InputError(what, "the model has no supervised continuous coordinate",
+                         "set dataset_method_params.<dataset>.unicoord.continuous_keys to numeric obs columns")
+    key = s["key"] or next(iter(ref.continuous))
+    if key not in ref.continuous:
+        raise InputError(what, f"'{key}' is not a supervised continuous coordinate (known: {', '.join(ref.continuous)})",
+                         "set analyses.unicoord.interpolation.key to one of them")
+    cells = test.copy()
+    label = label_key_of(adata, ref.layout) if ref.discrete else adata.uns["livaebench"]["label_key"]
+    if s["source"]:
+        cells &= category_mask(adata, label, s["source"], what, "analyses.unicoord.interpolation.source")
+    observed = adata.obs[key].to_numpy(dtype=float)
+    values = np.linspace(*np.nanquantile(observed, s["quantiles"]), s["steps"])
+    trajectory = interpolate(ref, lognorm_matrix(adata, what)[cells], key, values, adata.var_names)
+    trajectory.to_csv(snakemake.output.table, sep="\t", float_format="%.5g")
+    genes = top_varying_genes(trajectory, s["n_genes"])
+    log.info(f"{w.dataset}: {int(cells.sum())} held-out cells decoded at {s['steps']} values of {key}; "
+             f"most changing genes: {', '.join(genes[:10])}")
+    who = f"held-out {s['source']} cells" if s["source"] else "held-out cells"
+    plot_trajectory_heatmap(trajectory, genes, out_png=snakemake.output.png, xlabel=f"{key} (set coordinate)",
+                            title=f"{w.dataset}: {who} ({int(cells.sum())}) decoded along {key}")

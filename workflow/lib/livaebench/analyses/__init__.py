@@ -1,0 +1,1 @@
+"""Analyses of trained models (docs/methods.md §5-6): one module per model family."""

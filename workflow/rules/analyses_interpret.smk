@@ -1,1 +1,91 @@
-# Analyses of interpret models (placeholder: filled by its issue).
+# Interpretability of a trained model's latent components (docs/methods.md §5): Pearson correlation of
+# each component with every gene, the top gene per component with UMAP panels, and over-representation
+# of each component's top genes in a gene-set collection (GMT). Reads the train and embed rules'
+# outputs of the configured method (default livae) and seed. Outputs: results/analyses/interpretability/{dataset}/.
+
+from snakemake.logging import logger
+
+from livaebench.analyses.interpretability import read_gmt
+
+INTERPRET = analysis_settings("interpretability")
+INTERPRET_METHOD = INTERPRET.get("method", "livae")
+INTERPRET_OUT = "results/analyses/interpretability/{dataset}"
+INTERPRET_SEED = INTERPRET.get("seed") if INTERPRET.get("seed") is not None else config["seeds"][0]
+# The default config asks for this analysis on pancreas; a run whose registry or methods leave that out
+# (a test on other data, a run of classical methods only) skips it, and says so.
+INTERPRET_DATASETS = [d for d in INTERPRET.get("datasets", [])
+                      if d in DATASETS.index and INTERPRET_METHOD in methods_for(d)]
+_skipped = [d for d in INTERPRET.get("datasets", []) if d not in INTERPRET_DATASETS]
+if _skipped:
+    logger.info(f"analyses.interpretability: skipped on {', '.join(_skipped)} (not in the dataset registry, or "
+                f"method '{INTERPRET_METHOD}' is not configured for it)")
+
+
+def interpret_gene_sets():
+    """The configured GMT: relative to the working directory, else to the workflow's own folder."""
+    path = Path(INTERPRET.get("gene_sets", ""))
+    if not path.is_absolute() and not path.exists() and (Path(workflow.basedir) / path).exists():
+        path = Path(workflow.basedir) / path
+    return str(path)
+
+
+if INTERPRET_DATASETS:
+    if INTERPRET_SEED not in config["seeds"]:
+        raise WorkflowError(f"config: key 'analyses.interpretability.seed': {INTERPRET_SEED} is not among seeds. "
+                            f"Fix: use one of {config['seeds']}")
+    try:
+        read_gmt(interpret_gene_sets())
+    except InputError as err:
+        raise WorkflowError(str(err)) from None
+
+
+def interpret_path(name):
+    return f"{INTERPRET_OUT}/{name}"
+
+
+rule interpret_components:
+    input:
+        latent=model_dir(method=INTERPRET_METHOD, seed=INTERPRET_SEED) + "/latent.npz",
+        embedding=embedding_path("{dataset}", INTERPRET_METHOD, INTERPRET_SEED),
+        data="results/data/{dataset}/preprocessed.h5ad",
+        gene_sets=interpret_gene_sets(),
+    output:
+        correlations=interpret_path("correlations.tsv"),
+        components=interpret_path("components.tsv"),
+        top_genes=interpret_path("top_genes.tsv"),
+        enrichment=interpret_path("enrichment.tsv"),
+        umaps=report(
+            interpret_path("component_umaps.png"),
+            caption="../report/interpret_umaps.rst",
+            category="Interpretability",
+            subcategory="{dataset}",
+        ),
+        umaps_pdf=interpret_path("component_umaps.pdf"),
+        enrichment_png=report(
+            interpret_path("enrichment.png"),
+            caption="../report/interpret_enrichment.rst",
+            category="Interpretability",
+            subcategory="{dataset}",
+        ),
+        enrichment_pdf=interpret_path("enrichment.pdf"),
+    params:
+        method=INTERPRET_METHOD,
+        top_genes=INTERPRET.get("top_genes", 50),
+        alpha=INTERPRET.get("alpha", 0.05),
+    log:
+        "logs/interpretability/{dataset}.log",
+    benchmark:
+        "results/benchmarks/interpret_components/{dataset}.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/interpret_components.py"
+
+
+ANALYSIS_TARGETS.extend(
+    expand(interpret_path("{name}"), dataset=INTERPRET_DATASETS, name=["enrichment.tsv", "component_umaps.png",
+                                                                    "enrichment.png"])
+)
+ANALYSIS_BENCHMARKS.extend(
+    expand("results/benchmarks/interpret_components/{dataset}.tsv", dataset=INTERPRET_DATASETS)
+)

@@ -6,7 +6,7 @@ with step(snakemake.log[0]) as log:
     import anndata as ad
 
     from livaebench.analyses.unicoord import (STAGE_KEY, Reference, add_stage, category_mask, category_means,
-                                              plot_restoration, read_split, restoration_table)
+                                              neighbour_stage_mean, plot_restoration, read_split, restoration_table)
     from livaebench.models.unicoord import lognorm_matrix
 
     w, s = snakemake.wildcards, snakemake.params.settings
@@ -21,8 +21,10 @@ with step(snakemake.log[0]) as log:
     sources = test & ~held
     restored = ref.reconfigure(x[sources], continuous={STAGE_KEY: float(s["stages"][heldout])})
     labels = adata.obs[key].astype(str).to_numpy()
-    table = restoration_table(restored, x[held].mean(axis=0), category_means(x[~held], labels[~held]), heldout)
-    table.insert(1, "n_cells", [int(sources.sum())] + [int((labels == c).sum()) for c in table["profile"][1:]])
+    stage = adata.obs[STAGE_KEY].to_numpy()
+    neighbours = neighbour_stage_mean(x[~held], stage[~held], float(s["stages"][heldout]))
+    table = restoration_table(restored, x[held].mean(axis=0), category_means(x[~held], labels[~held]), heldout,
+                              neighbours)
     table.to_csv(snakemake.output.table, sep="\t", index=False, float_format="%.5g")
     base = table[table["baseline"]].iloc[0]
     log.info(f"{w.dataset}: restored {heldout} from {int(sources.sum())} held-out cells of other categories: "

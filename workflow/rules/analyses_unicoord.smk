@@ -4,11 +4,12 @@
 # category, supervised by a lineage stage (variant `restore`), so no analysis sees its test cells in
 # training; they do not need `unicoord` in `methods:`. Outputs: results/analyses/unicoord/{dataset}/.
 
+from livaebench.methods.unicoord import analysis_model_overrides
+
 UNICOORD = analysis_settings("unicoord")
 UNICOORD_DATASETS = [d for d in UNICOORD.get("datasets", [])]
 UNICOORD_OUT = "results/analyses/unicoord/{dataset}"
 UNICOORD_BENCH = "results/benchmarks/unicoord_{step}/{dataset}.tsv"
-UNICOORD_STEPS = ["label_prediction", "reconfiguration", "interpolation", "restoration", "reference"]
 
 if UNICOORD_DATASETS:
     _unknown = [d for d in UNICOORD_DATASETS if d not in DATASETS.index]
@@ -20,26 +21,11 @@ if UNICOORD_DATASETS:
                             "category of restoration.key to hold out, with a stage for every category in stages")
 
 
-def unicoord_model_overrides(wildcards):
-    """The registered method's settings on this dataset; the restoration model is supervised by the
-    lineage stage only (as the paper restores a time point from a timestamp coordinate)."""
-    overrides = method_overrides(config, wildcards.dataset, "unicoord")
-    if UNICOORD["epochs"]:
-        overrides["epochs"] = UNICOORD["epochs"]
-    if wildcards.variant == "restore":
-        overrides.update(discrete_keys=[], continuous_keys=["lineage_stage"], parent_keys=None)
-    return overrides
-
-
-def unicoord_path(name):
-    return f"{UNICOORD_OUT}/{name}"
-
-
 rule unicoord_split:
     input:
         "results/data/{dataset}/preprocessed.h5ad",
     output:
-        unicoord_path("split.tsv"),
+        f"{UNICOORD_OUT}/split.tsv",
     params:
         seed=UNICOORD.get("seed", 0),
         test_frac=UNICOORD.get("test_frac", 0.2),
@@ -56,13 +42,14 @@ rule unicoord_split:
 rule unicoord_train:
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
-        split=unicoord_path("split.tsv"),
+        split=f"{UNICOORD_OUT}/split.tsv",
     output:
-        unicoord_path("models/{variant}/model.pt"),
+        f"{UNICOORD_OUT}/models/{{variant}}/model.pt",
     wildcard_constraints:
         variant="split|restore",
     params:
-        overrides=unicoord_model_overrides,
+        overrides=lambda w: analysis_model_overrides(method_overrides(config, w.dataset, "unicoord"),
+                                                     UNICOORD["epochs"], w.variant),
         latent_dim=config["latent_dim"],
         seed=UNICOORD.get("seed", 0),
         restoration=UNICOORD.get("restoration", {}),
@@ -84,14 +71,14 @@ rule unicoord_train:
 rule unicoord_label_prediction:
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
-        split=unicoord_path("split.tsv"),
-        model=unicoord_path("models/split/model.pt"),
+        split=f"{UNICOORD_OUT}/split.tsv",
+        model=f"{UNICOORD_OUT}/models/split/model.pt",
     output:
-        table=unicoord_path("label_prediction/accuracy.tsv"),
-        predictions=unicoord_path("label_prediction/predictions.tsv"),
-        png=report(unicoord_path("label_prediction/accuracy.png"), caption="../report/unicoord_label_prediction.rst",
+        table=f"{UNICOORD_OUT}/label_prediction/accuracy.tsv",
+        predictions=f"{UNICOORD_OUT}/label_prediction/predictions.tsv",
+        png=report(f"{UNICOORD_OUT}/label_prediction/accuracy.png", caption="../report/unicoord_label_prediction.rst",
                    category="UniCoord", subcategory="{dataset}"),
-        pdf=unicoord_path("label_prediction/accuracy.pdf"),
+        pdf=f"{UNICOORD_OUT}/label_prediction/accuracy.pdf",
     params:
         settings=UNICOORD.get("label_prediction", {}),
         seed=UNICOORD.get("seed", 0),
@@ -108,18 +95,18 @@ rule unicoord_label_prediction:
 rule unicoord_reconfiguration:
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
-        split=unicoord_path("split.tsv"),
-        model=unicoord_path("models/split/model.pt"),
+        split=f"{UNICOORD_OUT}/split.tsv",
+        model=f"{UNICOORD_OUT}/models/split/model.pt",
     output:
-        cells=unicoord_path("reconfiguration/generated.h5ad"),
-        table=unicoord_path("reconfiguration/reconfiguration.tsv"),
-        umap=report(unicoord_path("reconfiguration/umap.png"), caption="../report/unicoord_reconfiguration_umap.rst",
+        cells=f"{UNICOORD_OUT}/reconfiguration/generated.h5ad",
+        table=f"{UNICOORD_OUT}/reconfiguration/reconfiguration.tsv",
+        umap=report(f"{UNICOORD_OUT}/reconfiguration/umap.png", caption="../report/unicoord_reconfiguration_umap.rst",
                     category="UniCoord", subcategory="{dataset}"),
-        umap_pdf=unicoord_path("reconfiguration/umap.pdf"),
-        dotplot=report(unicoord_path("reconfiguration/dotplot.png"),
+        umap_pdf=f"{UNICOORD_OUT}/reconfiguration/umap.pdf",
+        dotplot=report(f"{UNICOORD_OUT}/reconfiguration/dotplot.png",
                        caption="../report/unicoord_reconfiguration_dotplot.rst", category="UniCoord",
                        subcategory="{dataset}"),
-        dotplot_pdf=unicoord_path("reconfiguration/dotplot.pdf"),
+        dotplot_pdf=f"{UNICOORD_OUT}/reconfiguration/dotplot.pdf",
     params:
         settings=UNICOORD.get("reconfiguration", {}),
         seed=UNICOORD.get("seed", 0),
@@ -137,13 +124,13 @@ rule unicoord_reconfiguration:
 rule unicoord_interpolation:
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
-        split=unicoord_path("split.tsv"),
-        model=unicoord_path("models/split/model.pt"),
+        split=f"{UNICOORD_OUT}/split.tsv",
+        model=f"{UNICOORD_OUT}/models/split/model.pt",
     output:
-        table=unicoord_path("interpolation/trajectory.tsv"),
-        png=report(unicoord_path("interpolation/heatmap.png"), caption="../report/unicoord_interpolation.rst",
+        table=f"{UNICOORD_OUT}/interpolation/trajectory.tsv",
+        png=report(f"{UNICOORD_OUT}/interpolation/heatmap.png", caption="../report/unicoord_interpolation.rst",
                    category="UniCoord", subcategory="{dataset}"),
-        pdf=unicoord_path("interpolation/heatmap.pdf"),
+        pdf=f"{UNICOORD_OUT}/interpolation/heatmap.pdf",
     params:
         settings=UNICOORD.get("interpolation", {}),
     log:
@@ -159,13 +146,13 @@ rule unicoord_interpolation:
 rule unicoord_restoration:
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
-        split=unicoord_path("split.tsv"),
-        model=unicoord_path("models/restore/model.pt"),
+        split=f"{UNICOORD_OUT}/split.tsv",
+        model=f"{UNICOORD_OUT}/models/restore/model.pt",
     output:
-        table=unicoord_path("restoration/restoration.tsv"),
-        png=report(unicoord_path("restoration/restoration.png"), caption="../report/unicoord_restoration.rst",
+        table=f"{UNICOORD_OUT}/restoration/restoration.tsv",
+        png=report(f"{UNICOORD_OUT}/restoration/restoration.png", caption="../report/unicoord_restoration.rst",
                    category="UniCoord", subcategory="{dataset}"),
-        pdf=unicoord_path("restoration/restoration.pdf"),
+        pdf=f"{UNICOORD_OUT}/restoration/restoration.pdf",
     params:
         settings=UNICOORD.get("restoration", {}),
     log:
@@ -181,16 +168,16 @@ rule unicoord_restoration:
 rule unicoord_reference:
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
-        split=unicoord_path("split.tsv"),
-        model=unicoord_path("models/split/model.pt"),
+        split=f"{UNICOORD_OUT}/split.tsv",
+        model=f"{UNICOORD_OUT}/models/split/model.pt",
         query=lambda w: UNICOORD.get("reference", {}).get("query") or [],
     output:
-        query=unicoord_path("reference/query.h5ad"),
-        predictions=unicoord_path("reference/predictions.tsv"),
-        table=unicoord_path("reference/confusion.tsv"),
-        png=report(unicoord_path("reference/confusion.png"), caption="../report/unicoord_reference.rst",
+        query=f"{UNICOORD_OUT}/reference/query.h5ad",
+        predictions=f"{UNICOORD_OUT}/reference/predictions.tsv",
+        table=f"{UNICOORD_OUT}/reference/confusion.tsv",
+        png=report(f"{UNICOORD_OUT}/reference/confusion.png", caption="../report/unicoord_reference.rst",
                    category="UniCoord", subcategory="{dataset}"),
-        pdf=unicoord_path("reference/confusion.pdf"),
+        pdf=f"{UNICOORD_OUT}/reference/confusion.pdf",
     params:
         settings=UNICOORD.get("reference", {}),
         seed=UNICOORD.get("seed", 0),

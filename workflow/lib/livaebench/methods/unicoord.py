@@ -73,6 +73,18 @@ def build(ctx: FitContext):
     return model, data
 
 
+def analysis_model_overrides(overrides: dict, epochs: int | None, variant: str) -> dict:
+    """Settings of an analysis model (workflow/rules/analyses_unicoord.smk): the method's settings on the
+    dataset; ``restore`` is supervised by the lineage stage only (the paper restores a held-out time point
+    from a timestamp coordinate)."""
+    overrides = dict(overrides)
+    if epochs:
+        overrides["epochs"] = int(epochs)
+    if variant == "restore":
+        overrides.update(discrete_keys=[], continuous_keys=["lineage_stage"], parent_keys=None)
+    return overrides
+
+
 def run(ctx: FitContext) -> dict[str, np.ndarray]:
     return fit_engine_model(ctx, build)
 

@@ -185,14 +185,14 @@ def test_query_matrix_matches_genes_by_name_and_zero_fills(tiny_rna, caplog):
 # ------------------------------------------------------------------------------------------ analyses
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory):
-    """One real snakemake run of every UniCoord analysis rule on 1200 real pancreas cells (400 genes),
+    """One real snakemake run of every UniCoord analysis rule on 1200 real pancreas cells (1000 genes),
     with a short, faster-learning training (40 epochs, lr 2e-3, batch 64); its models are shared by the
     analysis tests below."""
     work = tmp_path_factory.mktemp("unicoord_wf")
     write_registry(work / "datasets.tsv", [r for r in shipped_rows(1200) if r["dataset"] == "pancreas"])
     config = write_config(
         work, datasets=str(work / "datasets.tsv"), methods=["unicoord"],
-        preprocess={"min_genes": 50, "min_cells": 3, "n_features_rna": 400, "n_features_atac": 1000},
+        preprocess={"min_genes": 50, "min_cells": 3, "n_features_rna": 1000, "n_features_atac": 1000},
         method_params={"unicoord": {"lr": 2e-3, "batch_size": 64}}, threads={"train": 1, "embed": 1, "evaluate": 1},
         analyses={"unicoord": {"datasets": ["pancreas"], "test_frac": 0.25, "epochs": 40,
                                "reconfiguration": {"source": "Ductal", "n_cells": 40,

@@ -485,7 +485,7 @@ def plot_restoration(table: pd.DataFrame, *, out_png, title: str) -> Figure:
         for i, v in enumerate(table["pearson"]):
             ax.text(i, v + 0.002, f"{v:.3f}", ha="center", va="bottom", fontsize=8, rotation=90)
         lo = float(table["pearson"].min())
-        ax.set_ylim(max(0.0, lo - 0.05), min(1.0, float(table["pearson"].max()) + 0.03))
+        ax.set_ylim(max(0.0, lo - 0.05), min(1.0, float(table["pearson"].max()) + 0.06))
         ax.set_xticks(range(len(table)), table["profile"], rotation=45, ha="right", fontsize=9)
         ax.set_ylabel(f"Pearson r with held-out\n{table['heldout'].iloc[0]} mean profile")
         ax.set_title(title)

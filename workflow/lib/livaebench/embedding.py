@@ -30,6 +30,46 @@ def load_latents(path: str | Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
+# scanpy switches from an exact kNN search to pynndescent at this many cells (its own rule, kept)
+APPROXIMATE_KNN_FROM = 8192
+
+
+def _sparse_matrix_knn(n_obs: int, n_neighbors: int, seed: int, threads: int):
+    """pynndescent's kNN transformer, configured as scanpy configures it, returning a ``csr_matrix``.
+
+    scanpy 1.11 reads the result with ``.getnnz(axis=1)``, which scipy >= 1.17 no longer has on the
+    ``csr_array`` that pynndescent 0.7 returns: every dataset of 8,192 cells or more failed in
+    ``sc.pp.neighbors``. Converting the result keeps scanpy's own approximate search and numbers.
+    """
+    import scipy.sparse as sp
+    from pynndescent import PyNNDescentTransformer
+
+    class SparseMatrixKNN(PyNNDescentTransformer):
+        def transform(self, X, y=None):
+            return sp.csr_matrix(super().transform(X))
+
+        def fit_transform(self, X, y=None, **fit_params):
+            return sp.csr_matrix(super().fit_transform(X, y, **fit_params))
+
+    # UMAP's defaults for n_trees / n_iters, exactly what scanpy passes for a large dataset
+    return SparseMatrixKNN(n_neighbors=n_neighbors, metric="euclidean", metric_kwds={}, random_state=seed,
+                           n_jobs=threads, n_trees=min(64, 5 + round(n_obs**0.5 / 20.0)),
+                           n_iters=max(5, round(np.log2(n_obs))))
+
+
+def neighbors(adata: ad.AnnData, *, n_neighbors: int, seed: int, threads: int = 1, **kwargs) -> None:
+    """``sc.pp.neighbors`` (Euclidean) that also works from 8,192 cells on (see :func:`_sparse_matrix_knn`).
+
+    Below that size scanpy's exact search is used unchanged.
+    """
+    import scanpy as sc
+
+    transformer = None
+    if adata.n_obs >= APPROXIMATE_KNN_FROM:
+        transformer = _sparse_matrix_knn(adata.n_obs, n_neighbors, seed, threads)
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, random_state=seed, transformer=transformer, **kwargs)
+
+
 def umap_tsne(latent: np.ndarray, *, seed: int, n_neighbors: int = 15, perplexity: float = 30.0,
               threads: int = 1) -> dict[str, np.ndarray]:
     """UMAP (scanpy: kNN graph on the latent, then UMAP) and t-SNE of one latent.
@@ -43,7 +83,7 @@ def umap_tsne(latent: np.ndarray, *, seed: int, n_neighbors: int = 15, perplexit
     latent = np.ascontiguousarray(latent, dtype=np.float32)
     view = ad.AnnData(latent)
     n_neighbors = min(n_neighbors, latent.shape[0] - 1)
-    sc.pp.neighbors(view, use_rep="X", n_neighbors=n_neighbors, random_state=seed)
+    neighbors(view, use_rep="X", n_neighbors=n_neighbors, seed=seed, threads=threads)
     sc.tl.umap(view, random_state=seed)
     # openTSNE requires 3 * perplexity < n; small (test) datasets get the largest perplexity that fits.
     perplexity = min(perplexity, (latent.shape[0] - 1) / 3)

@@ -7,8 +7,9 @@ of each dimension, by |ω| of the decoder weight product ω = W₁W₂W₃.
 
 Perturbation (paper Fig. 2-3): the source cells' μ is shifted along the target's marker dimensions by
 λ · s.d. (towards the target cluster's mean), decoded, and classified by an MLP (256-512-256) trained
-on the scaled expression of the classifier cell types; converted cells are those classified as the
-target, and the genes that moved most are those whose decoded value changed most on average between
+on the scaled expression of the classifier cell types (default: every cell type, the source included, so
+that an unshifted source cell is recognised as such); converted cells are those classified as the target
+after the shift but not before it (λ = 0 is reported as the baseline), and the genes that moved most are those whose decoded value changed most on average between
 the unshifted and the shifted decoding of the converted cells.
 
 Graph (paper Fig. 4): the fraction of the links of each cell type that go to each cell type, in the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -186,8 +188,8 @@ def plot_celltypes(tsne: np.ndarray, clusters, labels, shares: pd.DataFrame, *, 
     size = float(np.clip(4000.0 / max(len(xy), 1), 0.3, 10.0))
     heat = shares.drop(columns="n_cells").T
     with _style():
-        fig = Figure(figsize=(15, 5.5 + 0.0 * len(heat)), layout="constrained")
-        grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 1.6])
+        fig = Figure(figsize=(16, 5.2), layout="constrained")
+        grid = fig.add_gridspec(1, 3, width_ratios=[1, 1, 1.5])
         for col, (values, name) in enumerate(((clusters, "K-means cluster"), (labels, "cell type"))):
             ax = fig.add_subplot(grid[0, col])
             cats = sorted(set(values), key=lambda s: (len(s), s))
@@ -196,8 +198,10 @@ def plot_celltypes(tsne: np.ndarray, clusters, labels, shares: pd.DataFrame, *, 
             ax.set_title(f"t-SNE of μ: {name}")
             _legend(ax, palette, name)
         ax = fig.add_subplot(grid[0, 2])
-        im = ax.imshow(heat.to_numpy(dtype=float), aspect="auto", cmap="magma", vmin=0, vmax=1)
-        ax.set_yticks(range(len(heat)), [f"cluster {c}" for c in heat.index])
+        im = ax.imshow(heat.to_numpy(dtype=float), aspect="auto", cmap="magma", vmin=0,
+                       vmax=max(0.05, float(heat.to_numpy(dtype=float).max())))
+        majority = pd.crosstab(clusters, labels).idxmax(axis=1)
+        ax.set_yticks(range(len(heat)), [f"cluster {c} ({majority.get(c, '?')})" for c in heat.index])
         step = max(1, heat.shape[1] // 25)
         ax.set_xticks(range(0, heat.shape[1], step), [c.removeprefix("dim") for c in heat.columns[::step]], fontsize=8)
         ax.set_xlabel("latent dimension k")
@@ -235,6 +239,7 @@ def plot_perturbation(tsne: np.ndarray, labels, source_mask: np.ndarray, predict
             top = genes.head(20).iloc[::-1]
             ax.barh(top["gene"], top["mean_change"], color=["#C0392B" if v > 0 else "#2E86C1" for v in top["mean_change"]])
             ax.axvline(0, color="0.3", linewidth=0.8)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4, symmetric=True))
             ax.set_xlabel("mean change of the decoded value (scaled 0-1)")
             ax.set_title(f"genes that moved most (λ = {max(lambdas):g}, {int(genes['n_cells'].iloc[0])} converted cells)",
                          fontsize=10)

@@ -45,11 +45,15 @@ def component_gene_correlations(z: np.ndarray, x) -> np.ndarray:
     else:
         x = np.asarray(x, dtype=np.float64)
         cov = zc.T @ x / n
+        x_mean = x.mean(axis=0)
         x_var = x.var(axis=0)
     x_sd = np.sqrt(np.clip(x_var, 0.0, None))
+    # constant up to rounding (E[x²] − x̄² of the sparse path leaves ~1e-16 · x̄²): no defined r
+    x_sd = np.where(x_sd > 1e-6 * np.maximum(np.abs(x_mean), 1e-6), x_sd, 0.0)
+    z_sd = np.where(z_sd > 1e-12 * np.maximum(np.abs(z.mean(axis=0)), 1.0), z_sd, 0.0)
     denom = np.outer(z_sd, x_sd)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(denom > 1e-12 * max(float(denom.max(initial=0.0)), 1e-300), cov / denom, 0.0)
+        r = np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
     return np.clip(r, -1.0, 1.0)
 
 
@@ -127,14 +131,17 @@ def enrichment(top_genes: Mapping[str, Sequence[str]], gene_sets: Mapping[str, S
 
 
 def separating_component(z: np.ndarray, labels, a: str, b: str) -> tuple[int, np.ndarray]:
-    """The component that best separates category ``a`` from ``b``: largest |Cohen's d| (difference of
-    the two means over their pooled s.d.); returns it and every component's d (a − b)."""
+    """The component that best separates category ``a`` from ``b``: the largest |difference of the two
+    means| in units of the component's s.d. over all cells (so a component that also spans the other
+    cell types, e.g. a progenitor-to-endocrine axis, counts less than one devoted to a versus b).
+    Returns it and every component's standardized difference (a − b)."""
     labels = np.asarray(labels).astype(str)
-    za, zb = np.asarray(z[labels == a], float), np.asarray(z[labels == b], float)
+    z = np.asarray(z, float)
+    za, zb = z[labels == a], z[labels == b]
     if len(za) < 2 or len(zb) < 2:
         raise ValueError(f"need at least 2 cells of '{a}' and of '{b}'")
-    pooled = np.sqrt((za.var(axis=0, ddof=1) + zb.var(axis=0, ddof=1)) / 2)
-    d = (za.mean(axis=0) - zb.mean(axis=0)) / np.where(pooled > 0, pooled, np.inf)
+    sd = z.std(axis=0)
+    d = (za.mean(axis=0) - zb.mean(axis=0)) / np.where(sd > 0, sd, np.inf)
     return int(np.argmax(np.abs(d))), d
 
 

@@ -13,60 +13,52 @@ DIFFVAE_OUT = "results/analyses/diffvae/{dataset}"
 GRAPH_DIFFVAE_OUT = "results/analyses/graph_diffvae/{dataset}"
 
 
-def _check_diffvae_config():
-    """One-line errors while the workflow is planned: unknown datasets, methods not configured, no pair."""
-    for key, method, datasets in (("datasets", "diffvae", DIFFVAE_DATASETS),
-                                  ("graph_datasets", "graph_diffvae", GRAPH_DIFFVAE_DATASETS)):
-        where = f"config: key 'analyses.diffvae.{key}'"
-        unknown = [d for d in datasets if d not in DATASETS.index]
-        if unknown:
-            raise WorkflowError(f"{where}: '{unknown[0]}' is not in the dataset registry. "
-                                f"Fix: use one of: {', '.join(DATASETS.index)}")
-        if datasets and method not in METHODS:
-            raise WorkflowError(f"{where}: the analysis needs the method '{method}', which is not in methods. "
-                                f"Fix: add {method} to methods (e.g. --config 'methods=[...,{method}]') "
-                                f"or empty analyses.diffvae.{key}")
-        other = [d for d in datasets if method not in methods_for(d)]
-        if other:
-            raise WorkflowError(f"{where}: method '{method}' does not run on dataset '{other[0]}' (modality "
-                                f"{DATASETS.loc[other[0], 'modality']}). Fix: remove the dataset")
-    if (DIFFVAE_DATASETS or GRAPH_DIFFVAE_DATASETS) and DIFFVAE_SEED not in config["seeds"]:
-        raise WorkflowError(f"config: key 'analyses.diffvae.seed': {DIFFVAE_SEED} is not among seeds. "
-                            f"Fix: use one of {config['seeds']}")
-    pert = DIFFVAE.get("perturbation", {})
-    if DIFFVAE_DATASETS and not (pert.get("source") and pert.get("target")):
-        raise WorkflowError("config: key 'analyses.diffvae.perturbation': source and target cell types are not set. "
-                            "Fix: name them, e.g. {source: Pre-endocrine, target: Beta}")
+# One-line errors while the workflow is planned: unknown datasets, methods not configured, no source/target.
+for _key, _method, _datasets in (("datasets", "diffvae", DIFFVAE_DATASETS),
+                                 ("graph_datasets", "graph_diffvae", GRAPH_DIFFVAE_DATASETS)):
+    _where = f"config: key 'analyses.diffvae.{_key}'"
+    _unknown = [d for d in _datasets if d not in DATASETS.index]
+    if _unknown:
+        raise WorkflowError(f"{_where}: '{_unknown[0]}' is not in the dataset registry. "
+                            f"Fix: use one of: {', '.join(DATASETS.index)}")
+    if _datasets and _method not in METHODS:
+        raise WorkflowError(f"{_where}: the analysis needs the method '{_method}', which is not in methods. "
+                            f"Fix: add {_method} to methods (e.g. --config 'methods=[...,{_method}]') "
+                            f"or empty analyses.diffvae.{_key}")
+    _other = [d for d in _datasets if _method not in methods_for(d)]
+    if _other:
+        raise WorkflowError(f"{_where}: method '{_method}' does not run on dataset '{_other[0]}' (modality "
+                            f"{DATASETS.loc[_other[0], 'modality']}). Fix: remove the dataset")
+if (DIFFVAE_DATASETS or GRAPH_DIFFVAE_DATASETS) and DIFFVAE_SEED not in config["seeds"]:
+    raise WorkflowError(f"config: key 'analyses.diffvae.seed': {DIFFVAE_SEED} is not among seeds. "
+                        f"Fix: use one of {config['seeds']}")
+if DIFFVAE_DATASETS and not (DIFFVAE["perturbation"]["source"] and DIFFVAE["perturbation"]["target"]):
+    raise WorkflowError("config: key 'analyses.diffvae.perturbation': source and target cell types are not set. "
+                        "Fix: name them, e.g. {source: Pre-endocrine, target: Beta}")
 
-
-_check_diffvae_config()
-
-
-def diffvae_path(name):
-    return f"{DIFFVAE_OUT}/{name}"
-
-
-def graph_diffvae_path(name):
-    return f"{GRAPH_DIFFVAE_OUT}/{name}"
-
-
-def diffvae_report(name, caption, out=diffvae_path, category="DiffVAE"):
-    return report(out(name), caption=f"../report/{caption}.rst", category=category, subcategory="{dataset}")
+DIFFVAE_MODEL = f"{model_dir(method='diffvae', seed=DIFFVAE_SEED)}/model.pt"
+DIFFVAE_LATENT = f"{model_dir(method='diffvae', seed=DIFFVAE_SEED)}/latent.npz"
+GRAPH_DIFFVAE_MODEL = f"{model_dir(method='graph_diffvae', seed=DIFFVAE_SEED)}/model.pt"
 
 
 rule diffvae_celltypes:
     input:
-        model=model_dir(method="diffvae", seed=DIFFVAE_SEED) + "/model.pt",
-        latent=model_dir(method="diffvae", seed=DIFFVAE_SEED) + "/latent.npz",
+        model=DIFFVAE_MODEL,
+        latent=DIFFVAE_LATENT,
         embedding=embedding_path("{dataset}", "diffvae", DIFFVAE_SEED),
         data="results/data/{dataset}/preprocessed.h5ad",
     output:
-        clusters=diffvae_path("clusters.tsv"),
-        shares=diffvae_path("dimension_shares.tsv"),
-        markers=diffvae_path("marker_dimensions.tsv"),
-        genes=diffvae_path("high_weight_genes.tsv"),
-        png=diffvae_report("celltypes.png", "diffvae_celltypes"),
-        pdf=diffvae_path("celltypes.pdf"),
+        clusters=f"{DIFFVAE_OUT}/clusters.tsv",
+        shares=f"{DIFFVAE_OUT}/dimension_shares.tsv",
+        markers=f"{DIFFVAE_OUT}/marker_dimensions.tsv",
+        genes=f"{DIFFVAE_OUT}/high_weight_genes.tsv",
+        png=report(
+            f"{DIFFVAE_OUT}/celltypes.png",
+            caption="../report/diffvae_celltypes.rst",
+            category="DiffVAE",
+            subcategory="{dataset}",
+        ),
+        pdf=f"{DIFFVAE_OUT}/celltypes.pdf",
     params:
         seed=DIFFVAE_SEED,
         n_clusters=DIFFVAE.get("n_clusters"),
@@ -84,17 +76,22 @@ rule diffvae_celltypes:
 
 rule diffvae_perturbation:
     input:
-        model=model_dir(method="diffvae", seed=DIFFVAE_SEED) + "/model.pt",
-        latent=model_dir(method="diffvae", seed=DIFFVAE_SEED) + "/latent.npz",
+        model=DIFFVAE_MODEL,
+        latent=DIFFVAE_LATENT,
         embedding=embedding_path("{dataset}", "diffvae", DIFFVAE_SEED),
         data="results/data/{dataset}/preprocessed.h5ad",
         clusters=rules.diffvae_celltypes.output.clusters,
         markers=rules.diffvae_celltypes.output.markers,
     output:
-        conversions=diffvae_path("perturbation.tsv"),
-        genes=diffvae_path("perturbation_genes.tsv"),
-        png=diffvae_report("perturbation.png", "diffvae_perturbation"),
-        pdf=diffvae_path("perturbation.pdf"),
+        conversions=f"{DIFFVAE_OUT}/perturbation.tsv",
+        genes=f"{DIFFVAE_OUT}/perturbation_genes.tsv",
+        png=report(
+            f"{DIFFVAE_OUT}/perturbation.png",
+            caption="../report/diffvae_perturbation.rst",
+            category="DiffVAE",
+            subcategory="{dataset}",
+        ),
+        pdf=f"{DIFFVAE_OUT}/perturbation.pdf",
     params:
         seed=DIFFVAE_SEED,
         n_dims=DIFFVAE.get("n_dims", 5),
@@ -111,16 +108,21 @@ rule diffvae_perturbation:
 
 rule graph_diffvae_links:
     input:
-        model=model_dir(method="graph_diffvae", seed=DIFFVAE_SEED) + "/model.pt",
+        model=GRAPH_DIFFVAE_MODEL,
         data="results/data/{dataset}/preprocessed.h5ad",
     output:
-        predicted=graph_diffvae_path("predicted_links.npz"),
-        input_links=graph_diffvae_path("input_links.npz"),
-        embedding=graph_diffvae_path("node_embedding.npz"),
-        fractions=graph_diffvae_path("link_fractions.tsv"),
-        summary=graph_diffvae_path("link_summary.tsv"),
-        png=diffvae_report("link_fractions.png", "graph_diffvae_links", graph_diffvae_path, "Graph-DiffVAE"),
-        pdf=graph_diffvae_path("link_fractions.pdf"),
+        predicted=f"{GRAPH_DIFFVAE_OUT}/predicted_links.npz",
+        input_links=f"{GRAPH_DIFFVAE_OUT}/input_links.npz",
+        embedding=f"{GRAPH_DIFFVAE_OUT}/node_embedding.npz",
+        fractions=f"{GRAPH_DIFFVAE_OUT}/link_fractions.tsv",
+        summary=f"{GRAPH_DIFFVAE_OUT}/link_summary.tsv",
+        png=report(
+            f"{GRAPH_DIFFVAE_OUT}/link_fractions.png",
+            caption="../report/graph_diffvae_links.rst",
+            category="Graph-DiffVAE",
+            subcategory="{dataset}",
+        ),
+        pdf=f"{GRAPH_DIFFVAE_OUT}/link_fractions.pdf",
     params:
         k=DIFFVAE.get("graph", {}).get("k", 10),
     log:
@@ -134,11 +136,11 @@ rule graph_diffvae_links:
 
 
 ANALYSIS_TARGETS.extend(
-    expand(diffvae_path("{name}"), dataset=DIFFVAE_DATASETS, name=["celltypes.png", "perturbation.png"])
-    + expand(graph_diffvae_path("link_fractions.png"), dataset=GRAPH_DIFFVAE_DATASETS)
+    [f"results/analyses/diffvae/{d}/{name}" for d in DIFFVAE_DATASETS for name in ("celltypes.png", "perturbation.png")]
+    + [f"results/analyses/graph_diffvae/{d}/link_fractions.png" for d in GRAPH_DIFFVAE_DATASETS]
 )
 ANALYSIS_BENCHMARKS.extend(
-    expand("results/benchmarks/{rule}/{dataset}.tsv", rule=["diffvae_celltypes", "diffvae_perturbation"],
-           dataset=DIFFVAE_DATASETS)
-    + expand("results/benchmarks/graph_diffvae_links/{dataset}.tsv", dataset=GRAPH_DIFFVAE_DATASETS)
+    [f"results/benchmarks/{rule}/{d}.tsv" for rule in ("diffvae_celltypes", "diffvae_perturbation")
+     for d in DIFFVAE_DATASETS]
+    + [f"results/benchmarks/graph_diffvae_links/{d}.tsv" for d in GRAPH_DIFFVAE_DATASETS]
 )

@@ -21,53 +21,48 @@ if _skipped:
                 f"method '{INTERPRET_METHOD}' is not configured for it)")
 
 
-def interpret_gene_sets():
-    """The configured GMT: relative to the working directory, else to the workflow's own folder."""
-    path = Path(INTERPRET.get("gene_sets", ""))
-    if not path.is_absolute() and not path.exists() and (Path(workflow.basedir) / path).exists():
-        path = Path(workflow.basedir) / path
-    return str(path)
-
+# the configured GMT: relative to the working directory, else to the workflow's own folder
+INTERPRET_GENE_SETS = Path(INTERPRET.get("gene_sets", ""))
+if not INTERPRET_GENE_SETS.is_absolute() and not INTERPRET_GENE_SETS.exists():
+    if (Path(workflow.basedir) / INTERPRET_GENE_SETS).exists():
+        INTERPRET_GENE_SETS = Path(workflow.basedir) / INTERPRET_GENE_SETS
+INTERPRET_LATENT = f"{model_dir(method=INTERPRET_METHOD, seed=INTERPRET_SEED)}/latent.npz"
 
 if INTERPRET_DATASETS:
     if INTERPRET_SEED not in config["seeds"]:
         raise WorkflowError(f"config: key 'analyses.interpretability.seed': {INTERPRET_SEED} is not among seeds. "
                             f"Fix: use one of {config['seeds']}")
     try:
-        read_gmt(interpret_gene_sets())
+        read_gmt(INTERPRET_GENE_SETS)
     except InputError as err:
         raise WorkflowError(str(err)) from None
 
 
-def interpret_path(name):
-    return f"{INTERPRET_OUT}/{name}"
-
-
 rule interpret_components:
     input:
-        latent=model_dir(method=INTERPRET_METHOD, seed=INTERPRET_SEED) + "/latent.npz",
+        latent=INTERPRET_LATENT,
         embedding=embedding_path("{dataset}", INTERPRET_METHOD, INTERPRET_SEED),
         data="results/data/{dataset}/preprocessed.h5ad",
-        gene_sets=interpret_gene_sets(),
+        gene_sets=str(INTERPRET_GENE_SETS),
     output:
-        correlations=interpret_path("correlations.tsv"),
-        components=interpret_path("components.tsv"),
-        top_genes=interpret_path("top_genes.tsv"),
-        enrichment=interpret_path("enrichment.tsv"),
+        correlations=f"{INTERPRET_OUT}/correlations.tsv",
+        components=f"{INTERPRET_OUT}/components.tsv",
+        top_genes=f"{INTERPRET_OUT}/top_genes.tsv",
+        enrichment=f"{INTERPRET_OUT}/enrichment.tsv",
         umaps=report(
-            interpret_path("component_umaps.png"),
+            f"{INTERPRET_OUT}/component_umaps.png",
             caption="../report/interpret_umaps.rst",
             category="Interpretability",
             subcategory="{dataset}",
         ),
-        umaps_pdf=interpret_path("component_umaps.pdf"),
+        umaps_pdf=f"{INTERPRET_OUT}/component_umaps.pdf",
         enrichment_png=report(
-            interpret_path("enrichment.png"),
+            f"{INTERPRET_OUT}/enrichment.png",
             caption="../report/interpret_enrichment.rst",
             category="Interpretability",
             subcategory="{dataset}",
         ),
-        enrichment_pdf=interpret_path("enrichment.pdf"),
+        enrichment_pdf=f"{INTERPRET_OUT}/enrichment.pdf",
     params:
         method=INTERPRET_METHOD,
         top_genes=INTERPRET.get("top_genes", 50),
@@ -83,9 +78,8 @@ rule interpret_components:
 
 
 ANALYSIS_TARGETS.extend(
-    expand(interpret_path("{name}"), dataset=INTERPRET_DATASETS, name=["enrichment.tsv", "component_umaps.png",
-                                                                    "enrichment.png"])
+    f"results/analyses/interpretability/{d}/{name}"
+    for d in INTERPRET_DATASETS
+    for name in ("enrichment.tsv", "component_umaps.png", "enrichment.png")
 )
-ANALYSIS_BENCHMARKS.extend(
-    expand("results/benchmarks/interpret_components/{dataset}.tsv", dataset=INTERPRET_DATASETS)
-)
+ANALYSIS_BENCHMARKS.extend(f"results/benchmarks/interpret_components/{d}.tsv" for d in INTERPRET_DATASETS)

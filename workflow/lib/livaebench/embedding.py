@@ -41,6 +41,7 @@ def _sparse_matrix_knn(n_obs: int, n_neighbors: int, seed: int, threads: int):
     ``csr_array`` that pynndescent 0.7 returns: every dataset of 8,192 cells or more failed in
     ``sc.pp.neighbors``. Converting the result keeps scanpy's own approximate search and numbers.
     """
+    import numba
     import scipy.sparse as sp
     from pynndescent import PyNNDescentTransformer
 
@@ -53,7 +54,7 @@ def _sparse_matrix_knn(n_obs: int, n_neighbors: int, seed: int, threads: int):
 
     # UMAP's defaults for n_trees / n_iters, exactly what scanpy passes for a large dataset
     return SparseMatrixKNN(n_neighbors=n_neighbors, metric="euclidean", metric_kwds={}, random_state=seed,
-                           n_jobs=threads, n_trees=min(64, 5 + round(n_obs**0.5 / 20.0)),
+                           n_jobs=max(1, min(threads, numba.config.NUMBA_NUM_THREADS)), n_trees=min(64, 5 + round(n_obs**0.5 / 20.0)),
                            n_iters=max(5, round(np.log2(n_obs))))
 
 

@@ -330,9 +330,11 @@ def umap_coordinates(x: np.ndarray, *, seed: int, n_pcs: int = 30, n_neighbors: 
     import anndata as ad
     import scanpy as sc
 
+    from ..embedding import neighbors  # works from 8,192 cells on, unlike plain sc.pp.neighbors here
+
     view = ad.AnnData(np.ascontiguousarray(x, dtype=np.float32))
     sc.pp.pca(view, n_comps=min(n_pcs, x.shape[0] - 1, x.shape[1] - 1), random_state=seed)
-    sc.pp.neighbors(view, n_neighbors=min(n_neighbors, x.shape[0] - 1), random_state=seed)
+    neighbors(view, n_neighbors=min(n_neighbors, x.shape[0] - 1), seed=seed)
     sc.tl.umap(view, random_state=seed)
     return np.asarray(view.obsm["X_umap"])
 

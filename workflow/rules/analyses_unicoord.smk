@@ -7,15 +7,11 @@
 from livaebench.methods.unicoord import analysis_model_overrides
 
 UNICOORD = analysis_settings("unicoord")
-UNICOORD_DATASETS = [d for d in UNICOORD.get("datasets", [])]
+UNICOORD_DATASETS = registered_only("analyses.unicoord.datasets", UNICOORD.get("datasets", []))
 UNICOORD_OUT = "results/analyses/unicoord/{dataset}"
 UNICOORD_BENCH = "results/benchmarks/unicoord_{step}/{dataset}.tsv"
 
 if UNICOORD_DATASETS:
-    _unknown = [d for d in UNICOORD_DATASETS if d not in DATASETS.index]
-    if _unknown:
-        raise WorkflowError(f"config: key 'analyses.unicoord.datasets': '{_unknown[0]}' is not in the dataset "
-                            f"registry. Fix: use one of: {', '.join(DATASETS.index)}")
     if UNICOORD["restoration"]["key"] and not UNICOORD["restoration"]["heldout"]:
         raise WorkflowError("config: key 'analyses.unicoord.restoration.heldout' is not set. Fix: name the "
                             "category of restoration.key to hold out, with a stage for every category in stages")

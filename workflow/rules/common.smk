@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 LIB_DIR = str(Path(workflow.basedir) / "workflow" / "lib")
 # The library is importable without installation: here for the Snakefile, through PYTHONPATH for jobs
@@ -29,7 +30,8 @@ try:
     DATASETS = load_registry(config["datasets"], SCHEMAS / "datasets.schema.yaml")
     METHODS = {name: get_method(name) for name in config["methods"]}
     check_method_params(config["method_params"])
-    check_dataset_method_params(config["dataset_method_params"], DATASETS.index)
+    check_dataset_method_params(
+        {d: v for d, v in config["dataset_method_params"].items() if d in DATASETS.index}, DATASETS.index)
     COMPARISONS = configured_comparisons(config)
 except InputError as err:
     raise WorkflowError(str(err)) from None
@@ -46,6 +48,20 @@ wildcard_constraints:
 # benchmark files of their jobs here; `rule all` and the per-rule benchmark table pick them up.
 ANALYSIS_TARGETS = []
 ANALYSIS_BENCHMARKS = []
+
+
+def registered_only(key, datasets):
+    """The datasets of a per-dataset config entry that this run's registry has; the others are named in a
+    warning (a shared config may name datasets of other registries, e.g. the shipped pancreas)."""
+    datasets = list(datasets)
+    absent = [d for d in datasets if d not in DATASETS.index]
+    if absent:
+        logger.warning(f"config: key '{key}' names dataset(s) not in the registry {config['datasets']}: "
+                       f"{', '.join(absent)}; ignored for this run")
+    return [d for d in datasets if d in DATASETS.index]
+
+
+registered_only("dataset_method_params", config["dataset_method_params"])
 
 
 def analysis_settings(name):

@@ -75,12 +75,26 @@ def _row_scale(X: sp.csr_matrix, factors: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(factors) @ X)
 
 
+def _subset(X: sp.csr_matrix, rows: np.ndarray | None = None, cols: np.ndarray | None = None) -> sp.csr_matrix:
+    """``X[rows][:, cols]`` without copying the matrix when the selection keeps everything (at 100k cells
+    each copy of the count matrix is gigabytes)."""
+    if rows is not None and not (len(rows) == X.shape[0] and np.array_equal(rows, np.arange(X.shape[0]))):
+        X = X[rows]
+    if cols is not None and not (len(cols) == X.shape[1] and np.array_equal(cols, np.arange(X.shape[1]))):
+        X = X[:, cols]
+    return X
+
+
 def lognormalize(counts: sp.csr_matrix, library: np.ndarray | None = None) -> sp.csr_matrix:
-    """log1p(x / library * 1e4); ``library`` defaults to the row sums of ``counts``."""
-    counts = sp.csr_matrix(counts, dtype=np.float64)
-    lib = np.asarray(counts.sum(axis=1)).ravel() if library is None else np.asarray(library, dtype=np.float64)
-    out = _row_scale(counts, TARGET_SUM / np.where(lib > 0, lib, 1.0))
-    out.data = np.log1p(out.data)
+    """log1p(x / library * 1e4); ``library`` defaults to the row sums of ``counts``.
+
+    Scaled in place on one float64 copy: x * (1e4 / l) entry by entry, the same single product per
+    entry as a diagonal-matrix product, without its second copy.
+    """
+    out = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+    lib = np.asarray(out.sum(axis=1)).ravel() if library is None else np.asarray(library, dtype=np.float64)
+    out.data *= np.repeat(TARGET_SUM / np.where(lib > 0, lib, 1.0), np.diff(out.indptr))
+    np.log1p(out.data, out=out.data)
     return out
 
 
@@ -101,7 +115,7 @@ def zscore_clip_sparse(X: sp.csr_matrix, clip: float = CLIP, block_bytes: int = 
     same to the bit (tested); only one float64
     block lives at a time instead of the whole matrix and its temporaries (4 GB each at 100k x 5000).
     """
-    X = sp.csc_matrix(X, dtype=np.float64)
+    X = sp.csr_matrix(X, dtype=np.float64)  # column blocks sliced from the rows: no whole CSC copy
     out = np.empty(X.shape, dtype=np.float32)
     step = max(1, block_bytes // (8 * max(1, X.shape[0])))
     for start in range(0, X.shape[1], step):
@@ -158,7 +172,8 @@ def _qc(counts: sp.csr_matrix, var_names: pd.Index, *, dataset: str, modality: s
             "lower min_genes (ATAC: min_peaks) or raise max_mito_pct, for this dataset in the registry or for "
             "all in the config's preprocess section",
         )
-    n_cells = np.bincount(counts[keep_cells].indices, minlength=counts.shape[1])
+    indices = counts.indices if keep_cells.all() else _subset(counts, np.flatnonzero(keep_cells)).indices
+    n_cells = np.bincount(indices, minlength=counts.shape[1])
     keep_feats = n_cells >= min_cells
     info["features_below_min_cells"] = int((~keep_feats).sum())
     if not keep_feats.any():
@@ -180,7 +195,9 @@ def _select_rna(counts: sp.csr_matrix, var_names: pd.Index, n: int, say=None,
     """
     say = say if isinstance(say, _Reporter) else _Reporter(say)
     n_cells = counts.shape[0]
-    variable = int((_column_var(sp.csr_matrix(counts, dtype=np.float64)) > 0).sum()) if n_cells > 1 else 0
+    # non-negative integer counts: a gene varies iff its largest and smallest values differ (exact, and
+    # without the float64 copies a variance would take)
+    variable = int((counts.max(axis=0).toarray() != counts.min(axis=0).toarray()).sum()) if n_cells > 1 else 0
     reason = None
     if n_cells < LOESS_MIN_CELLS or variable < LOESS_MIN_GENES:
         reason = (f"it needs at least {LOESS_MIN_CELLS} cells and {LOESS_MIN_GENES} genes with non-zero "
@@ -188,7 +205,7 @@ def _select_rna(counts: sp.csr_matrix, var_names: pd.Index, n: int, say=None,
     else:
         import scanpy as sc  # costs seconds to import; only preprocessing needs it
 
-        tmp = ad.AnnData(X=counts.astype(np.float32), var=pd.DataFrame(index=var_names))
+        tmp = ad.AnnData(X=counts.astype(np.float32), var=pd.DataFrame(index=var_names))  # scanpy wants floats
         try:
             sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=n)
         except ValueError as exc:  # skmisc's loess: "svddc failed in l2fit", "near singularities", ...
@@ -251,7 +268,10 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
     cells = np.flatnonzero(keep_cells)
     feats = np.flatnonzero(keep_feats)
     _check_size(dataset, len(cells), len(feats), n_req, "pass QC", min_genes=min_genes, min_cells=min_cells)
-    qc_counts = counts[cells][:, feats]
+    # per-cell QC columns now, from the validated matrix, so it can go before the normalization
+    n_features_detected = np.diff(counts.indptr).astype(np.int32)
+    total_counts = np.asarray(counts.sum(axis=1, dtype=np.int64)).ravel()
+    qc_counts = _subset(counts, cells, feats)
     n_avail = len(feats)
     n = min(n_req, n_avail)
     if modality == "rna" and n < n_req:
@@ -261,7 +281,7 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
         chosen, score = _select_rna(qc_counts, work.var_names[feats], n, say, dataset)
     else:
         chosen, score = _select_atac(qc_counts, n_req, say, dataset)
-    sel_counts = qc_counts[:, chosen]
+    sel_counts = _subset(qc_counts, cols=chosen)
     nonempty = np.diff(sel_counts.indptr) > 0
     if not nonempty.all():
         say(f"{dataset}: {int((~nonempty).sum())} cells have no counts in the selected features; dropped")
@@ -269,29 +289,32 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
         raise InputError(f"dataset '{dataset}'", "no cell has counts in the selected features",
                          "raise n_features or lower min_cells")
     rows = np.flatnonzero(nonempty)
-    cells, qc_counts, sel_counts = cells[rows], qc_counts[rows], sel_counts[rows]
+    cells, qc_counts, sel_counts = cells[rows], _subset(qc_counts, rows), _subset(sel_counts, rows)
     _check_size(dataset, len(cells), len(chosen), n_req, "have counts in the selected features",
                 min_genes=min_genes, min_cells=min_cells)
 
+    obs_names, var_names = work.obs_names, work.var_names
     if modality == "rna":
         library = np.asarray(qc_counts.sum(axis=1)).ravel()  # over all QC genes, not only the selected
+        del qc_counts, counts, work  # the largest arrays go before the normalized copies are made
         lognorm = lognormalize(sel_counts, library)
         X = zscore_clip_sparse(lognorm)
+        lognorm = sp.csr_matrix(lognorm, dtype=np.float32)  # the float64 copy goes
     else:
         lognorm = tfidf(qc_counts)[:, chosen]
         X = lognorm.toarray()
 
     out_feats = feats[chosen]
     obs = typed.obs.iloc[cells].copy()
-    obs.index = work.obs_names[cells]
+    obs.index = obs_names[cells]
     for col in obs.columns:
         if isinstance(obs[col].dtype, pd.CategoricalDtype):
             obs[col] = obs[col].cat.remove_unused_categories()
-    obs["n_features_detected"] = np.diff(counts[cells].indptr).astype(np.int32)
-    obs["total_counts"] = np.asarray(counts[cells].sum(axis=1)).ravel().astype(np.int64)
+    obs["n_features_detected"] = n_features_detected[cells]
+    obs["total_counts"] = total_counts[cells]
     var = typed.var.iloc[out_feats].copy()
-    var.index = work.var_names[out_feats]
-    var["n_cells"] = np.diff(sp.csc_matrix(sel_counts).indptr).astype(np.int32)
+    var.index = var_names[out_feats]
+    var["n_cells"] = np.bincount(sel_counts.indices, minlength=sel_counts.shape[1]).astype(np.int32)
     var["selection_score"] = score.astype(np.float64)  # RNA: seurat_v3 normalized variance; ATAC: TF-IDF variance
 
     result = ad.AnnData(
@@ -299,7 +322,7 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
         obs=obs,
         var=var,
         layers={"counts": sp.csr_matrix(sel_counts, dtype=np.float32),
-                "lognorm": sp.csr_matrix(lognorm, dtype=np.float32)},
+                "lognorm": sp.csr_matrix(lognorm, dtype=np.float32, copy=False)},
     )
     removed = 1.0 - result.n_obs / n_cells_input
     if removed > MOST_REMOVED:

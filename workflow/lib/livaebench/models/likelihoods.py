@@ -202,6 +202,18 @@ class ZeroInflatedPoisson(_ZeroInflated, Poisson):
 
 
 # ---------------------------------------------------------------------------- training form
+def _row_blocks(indptr: np.ndarray, max_values: int = 2**24):
+    """(first row, end row, first value, end value) of consecutive row blocks of a CSR matrix, each
+    holding at most ``max_values`` stored values (or one row), so per-value temporaries stay small."""
+    n = len(indptr) - 1
+    start = 0
+    while start < n:
+        stop = max(start + 1, int(np.searchsorted(indptr, indptr[start] + max_values, side="right")) - 1)
+        stop = min(stop, n)
+        yield start, stop, int(indptr[start]), int(indptr[stop])
+        start = stop
+
+
 def log_factorial_rowsum(counts) -> torch.Tensor:
     """Σ_g lgamma(x_ig + 1) per cell, from a scipy sparse or dense count matrix, in float64 then float32.
 
@@ -209,9 +221,12 @@ def log_factorial_rowsum(counts) -> torch.Tensor:
     """
     if sp.issparse(counts):
         csr = sp.csr_matrix(counts)
-        vals = torch.lgamma(torch.from_numpy(np.asarray(csr.data, dtype=np.float64)) + 1.0).numpy()
-        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-        out = np.bincount(rows, weights=vals, minlength=csr.shape[0])
+        out = np.zeros(csr.shape[0])
+        # a block of rows at a time (each row's sum is accumulated in the same order as in one pass)
+        for start, stop, lo, hi in _row_blocks(csr.indptr):
+            vals = torch.lgamma(torch.from_numpy(np.asarray(csr.data[lo:hi], dtype=np.float64)) + 1.0).numpy()
+            rows = np.repeat(np.arange(stop - start), np.diff(csr.indptr[start:stop + 1]))
+            out[start:stop] = np.bincount(rows, weights=vals, minlength=stop - start)
     else:
         out = torch.lgamma(torch.as_tensor(np.asarray(counts), dtype=torch.float64) + 1.0).sum(-1).numpy()
     return torch.from_numpy(out.astype(np.float32))
@@ -246,15 +261,17 @@ def count_tables(counts, cap: int | None = None) -> tuple[dict[str, torch.Tensor
         positive = vals[vals > 0].astype(np.float64)
         cap = int(np.clip(np.ceil(np.quantile(positive, 0.98)), 8, 64)) if positive.size else 8
     n, g = csr.shape
-    rows = np.repeat(np.arange(n), np.diff(csr.indptr))
-    # Filled from the non-zeros instead of a dense float64 copy and its temporaries (16 GB at
-    # 100k cells x 5000 genes); the same integers.
+    # Filled from the non-zeros, a block of rows at a time, instead of a dense float64 copy and its
+    # temporaries (16 GB at 100k cells x 5000 genes); the same integers.
     code = np.empty((n, g), dtype=np.int32)
     code[:] = np.arange(g, dtype=np.int32) * (cap + 1)
-    code[rows, csr.indices] += np.minimum(vals, cap).astype(np.int32)
+    for start, stop, lo, hi in _row_blocks(csr.indptr):
+        rows = np.repeat(np.arange(start, stop), np.diff(csr.indptr[start:stop + 1]))
+        code[rows, csr.indices[lo:hi]] += np.minimum(vals[lo:hi], cap).astype(np.int32)
 
-    big = vals > cap
-    big_rows, big_cols, big_vals = rows[big], csr.indices[big], vals[big]
+    big = np.flatnonzero(vals > cap)
+    big_rows = np.searchsorted(csr.indptr, big, side="right") - 1  # the row of each of those entries
+    big_cols, big_vals = csr.indices[big], vals[big]
     per_row = np.bincount(big_rows, minlength=n)
     k = max(int(per_row.max()) if n else 0, 1)
     tail_cols = np.zeros((n, k), dtype=np.int64)

@@ -40,7 +40,7 @@ def count_tensors(adata, dataset: str = "") -> tuple[dict[str, torch.Tensor], in
     counts = raw.toarray().astype(np.float32, copy=False)
     lib = np.asarray(raw.sum(axis=1, dtype=np.float64)).ravel()
     log_lib = np.log(np.maximum(lib, 1.0)).astype(np.float32)
-    tables, cap = count_tables(raw)
+    tables, cap = count_tables(raw, dense_code=False)  # the bins come from `counts` per minibatch
     tensors = {"x": torch.from_numpy(x), "counts": torch.from_numpy(counts), "log_lib": torch.from_numpy(log_lib),
                **tables}
     return tensors, cap

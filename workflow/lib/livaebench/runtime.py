@@ -125,6 +125,7 @@ def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "l
     log = get_logger(log_path, name)
     try:
         yield log
+        log.info(f"peak RSS {peak_rss_gb():.2f} GB")  # exact (the kernel's high-water mark), unlike sampling
     except (InputError, FloatingPointError) as err:
         log.error(str(err))
         for handler in log.handlers:
@@ -138,6 +139,14 @@ def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "l
         log.error(f"{_job_name(log_path)}: failed ({one_line(err)}). Fix: read the traceback above; if an input "
                   "is at fault, correct it, then rerun the same target")
         raise
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process and of its finished children (GB; Linux reports KB)."""
+    import resource
+
+    kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return kb / 2**20
 
 
 def _job_name(log_path) -> str:

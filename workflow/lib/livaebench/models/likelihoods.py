@@ -261,7 +261,9 @@ def count_tables(counts, cap: int | None = None, *, dense_code: bool = True) -> 
         raise ValueError("count_tables needs non-negative integer counts")
     if cap is None:
         positive = vals[vals > 0].astype(np.float64)
-        cap = int(np.clip(np.ceil(np.quantile(positive, 0.98)), 8, 64)) if positive.size else 8
+        # overwrite_input: partitioned in place instead of in a second copy (1.3 GB at 100k x 5000)
+        cap = int(np.clip(np.ceil(np.quantile(positive, 0.98, overwrite_input=True)), 8, 64)) if positive.size else 8
+        del positive
     n, g = csr.shape
     code = None
     # Filled from the non-zeros, a block of rows at a time, instead of a dense float64 copy and its

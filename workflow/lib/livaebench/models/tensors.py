@@ -37,10 +37,11 @@ def count_tensors(adata, dataset: str = "") -> tuple[dict[str, torch.Tensor], in
     if not np.isfinite(vals).all() or (vals < 0).any() or (vals != np.round(vals)).any():
         raise InputError(what, "layers['counts'] has negative, non-integer or non-finite values",
                          "store the raw integer counts of the selected features in layers['counts']")
+    # the tables first: their temporaries are gone before the dense counts exist (peak memory)
+    tables, cap = count_tables(raw, dense_code=False)  # the bins come from `counts` per minibatch
     counts = raw.toarray().astype(np.float32, copy=False)
     lib = np.asarray(raw.sum(axis=1, dtype=np.float64)).ravel()
     log_lib = np.log(np.maximum(lib, 1.0)).astype(np.float32)
-    tables, cap = count_tables(raw, dense_code=False)  # the bins come from `counts` per minibatch
     tensors = {"x": torch.from_numpy(x), "counts": torch.from_numpy(counts), "log_lib": torch.from_numpy(log_lib),
                **tables}
     return tensors, cap

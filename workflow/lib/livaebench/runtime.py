@@ -123,9 +123,14 @@ def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "l
     """
     limit_threads(threads)
     log = get_logger(log_path, name)
+    errors = _ErrorSeen()
+    log.addHandler(errors)
     try:
         yield log
-        log.info(f"peak RSS {peak_rss_gb():.2f} GB")  # exact (the kernel's high-water mark), unlike sampling
+        # exact (the kernel's high-water mark), unlike Snakemake's sampled max_rss; a log that records an
+        # error (a method's recorded failure) keeps that error as its last line
+        if not errors.seen:
+            log.info(f"peak RSS {peak_rss_gb():.2f} GB")
     except (InputError, FloatingPointError) as err:
         log.error(str(err))
         for handler in log.handlers:
@@ -139,6 +144,17 @@ def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "l
         log.error(f"{_job_name(log_path)}: failed ({one_line(err)}). Fix: read the traceback above; if an input "
                   "is at fault, correct it, then rerun the same target")
         raise
+
+
+class _ErrorSeen(logging.Handler):
+    """Remembers whether anything was logged at ERROR or above."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.seen = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen = True
 
 
 def peak_rss_gb() -> float:

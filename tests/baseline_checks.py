@@ -26,3 +26,17 @@ def assert_carries_labels(latent: np.ndarray, labels, margin: float = 0.15) -> f
     acc, chance = knn_label_agreement(latent, labels), chance_agreement(labels)
     assert acc >= chance + margin, f"kNN label agreement {acc:.3f} is not well above chance {chance:.3f}"
     return acc
+
+
+def twice_fitted(overrides_by_method: dict, adata, tmp_path_factory, global_params: dict, dataset: str = "pancreas"):
+    """Two fits per method with seed 0 (the second for determinism): method -> [(embeddings, outdir)] * 2."""
+    from livaebench.methods import fit_method
+
+    out = {}
+    for method, overrides in overrides_by_method.items():
+        out[method] = []
+        for rep in range(2):
+            outdir = tmp_path_factory.mktemp(f"{method}{rep}")
+            out[method].append((fit_method(method, adata, dataset=dataset, seed=0, outdir=outdir, overrides=overrides,
+                                           global_params=global_params), outdir))
+    return out

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from baseline_checks import assert_carries_labels
+from baseline_checks import assert_carries_labels, twice_fitted
 from livaebench.errors import InputError
 from livaebench.methods import all_methods, fit_method
 from livaebench.methods.deep_clustering import DEFAULT_N_CLUSTERS, default_n_clusters
@@ -36,15 +36,7 @@ PHASES = {"scdeepcluster": (("pretrain", {"zinb"}), ("cluster", {"zinb", "kl_clu
 @pytest.fixture(scope="module")
 def fits(tiny_rna, tmp_path_factory):
     """Two fits per method with seed 0 (the second for determinism); outdir of the first."""
-    out = {}
-    for method in PHASES:
-        runs = []
-        for rep in range(2):
-            outdir = tmp_path_factory.mktemp(f"{method}{rep}")
-            runs.append((fit_method(method, tiny_rna, dataset="pancreas", seed=0, outdir=outdir, overrides=FAST,
-                                    global_params=GLOBAL), outdir))
-        out[method] = runs
-    return out
+    return twice_fitted({method: FAST for method in PHASES}, tiny_rna, tmp_path_factory, GLOBAL)
 
 
 # ---------------------------------------------------------------------------- registry and fits

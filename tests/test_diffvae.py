@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from baseline_checks import assert_carries_labels
+from baseline_checks import assert_carries_labels, twice_fitted
 from livaebench.analyses import diffvae as dv
 from livaebench.errors import InputError
 from livaebench.methods import all_methods, fit_method
@@ -24,15 +24,7 @@ FAST = {"diffvae": {"epochs": 15, "checkpoint_seconds": 1e9}, "graph_diffvae": {
 @pytest.fixture(scope="module")
 def fits(tiny_rna, tmp_path_factory):
     """Two fits per method with seed 0 (the second for determinism): (embeddings, outdir)."""
-    out = {}
-    for method, overrides in FAST.items():
-        runs = []
-        for rep in range(2):
-            outdir = tmp_path_factory.mktemp(f"{method}{rep}")
-            runs.append((fit_method(method, tiny_rna, dataset="pancreas", seed=0, outdir=outdir, overrides=overrides,
-                                    global_params={"latent_dim": 10}), outdir))
-        out[method] = runs
-    return out
+    return twice_fitted(FAST, tiny_rna, tmp_path_factory, {"latent_dim": 10})
 
 
 # ---------------------------------------------------------------------------- registry and fits

@@ -43,7 +43,7 @@ from torch import nn
 
 __all__ = [
     "EngineModel", "TrainConfig", "TrainResult", "NonFiniteLossError", "train", "torch_runtime",
-    "resolve_device", "derive_seed",
+    "resolve_device", "derive_seed", "convergence_record", "OPTIMIZERS",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -80,6 +80,12 @@ class EngineModel(nn.Module):
     def start_phase(self, name: str, data: Mapping[str, torch.Tensor]) -> None:
         """Prepare a phase (switch objectives, initialise cluster centres from the current embedding)."""
 
+    def stop_rule(self, epoch: int, data: Mapping[str, torch.Tensor]) -> str | None:
+        """The model's own rule to end the current phase after ``epoch`` (e.g. "fewer than 0.1 % of cells
+        changed cluster"): a one-line reason to stop, or None to go on. Called after every epoch; state it
+        keeps between calls belongs in buffers, so a resumed run decides the same way."""
+        return None
+
     def latents(self, data: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
         """The embeddings of every cell after training: at least ``X_latent`` (cells x d, float32)."""
         raise NotImplementedError
@@ -89,12 +95,20 @@ class EngineModel(nn.Module):
         return {"class": type(self).__name__}
 
 
+OPTIMIZERS = ("adam", "amsgrad", "adadelta", "sgd")
+# Convergence record: the loss change is measured over this share of the epochs run (at least 2 epochs).
+CONVERGENCE_TAIL = 0.10
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 400
     batch_size: int | None = 128  # None: full batch
     lr: float = 1e-4
     weight_decay: float = 0.0
+    optimizer: str = "adam"         # adam | amsgrad | adadelta | sgd (the original method's choice)
+    momentum: float = 0.9           # sgd only
+    monitor: str = "val_loss"       # what early stopping watches: val_loss, loss (training) or a loss term's name
     grad_clip: float | None = 1.0  # max global gradient norm; None or <= 0: no clipping
     val_frac: float = 0.15          # 0: no validation, no early stopping
     patience: int = 25              # epochs without improvement of val_loss; <= 0: no early stopping
@@ -181,11 +195,43 @@ def torch_runtime(threads: int, seed: int, deterministic: bool = True) -> Iterat
 
 # ---------------------------------------------------------------------------- engine
 def _make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer {cfg.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+    if cfg.optimizer == "adadelta":
+        return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+    amsgrad = cfg.optimizer == "amsgrad"
     # The fused CPU/GPU Adam kernel is ~4x faster than the foreach one on CPU; both are deterministic.
     try:
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=amsgrad, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=amsgrad, foreach=True)
+
+
+def convergence_record(history: list[Mapping[str, float]], max_epochs: int, stop_reason: str,
+                       detail: str = "") -> dict[str, Any]:
+    """How a training ended and whether it was still improving: the record every neural training leaves.
+
+    ``stop_reason``: ``patience`` (early stopping), ``max_epochs`` (the epoch limit), ``model_rule`` (the
+    model's own criterion, ``detail`` says which), or ``fixed`` (a method trained for a set number of epochs
+    by design). ``rel_change_loss`` / ``rel_change_val_loss``: (last − first) / |first| of the training and
+    validation loss over the last ``CONVERGENCE_TAIL`` of the epochs run (negative: still decreasing);
+    NaN where the loss is missing or fewer than 2 epochs ran.
+    """
+    n = len(history)
+    tail = max(2, int(math.ceil(CONVERGENCE_TAIL * n)))
+
+    def rel_change(key: str) -> float:
+        values = [float(r[key]) for r in history[-tail:] if key in r and r[key] is not None]
+        values = [v for v in values if math.isfinite(v)]
+        if n < 2 or len(values) < 2 or values[0] == 0:
+            return math.nan
+        return (values[-1] - values[0]) / abs(values[0])
+
+    return {"epochs_run": n, "max_epochs": int(max_epochs), "stop_reason": stop_reason, "stop_detail": detail,
+            "tail_epochs": min(tail, n), "rel_change_loss": rel_change("loss"),
+            "rel_change_val_loss": rel_change("val_loss")}
 
 
 def _fingerprint(cfg: TrainConfig, seed: int, data: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> str:
@@ -294,7 +340,8 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
     n_train = n - n_val
     batch_size = min(cfg.batch_size or n_train, n_train)
     n_batches = max(1, math.ceil(n_train / batch_size))
-    early_stopping = n_val > 0 and cfg.patience > 0
+    # early stopping on the validation loss needs validation cells; on a training quantity it does not
+    early_stopping = cfg.patience > 0 and (n_val > 0 or cfg.monitor != "val_loss")
 
     fingerprint = _fingerprint(cfg, seed, data, dict(fingerprint_extra or {}))
     data = {k: v.to(device) for k, v in data.items()}
@@ -311,6 +358,7 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
     start_epoch, step = 0, 0
     best_val, best_epoch, bad_epochs, best_state = math.inf, 0, 0, None
     finished = stopped_early = False
+    stop_reason, stop_detail = "", ""
     ckpt_path = outdir / CHECKPOINT_NAME if outdir is not None else None
     resumed_from = 0
     ckpt = _read_checkpoint(ckpt_path, log, f"{dataset}/{method}") if ckpt_path is not None else None
@@ -327,6 +375,7 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
             best_val, best_epoch, bad_epochs = ckpt["best_val"], ckpt["best_epoch"], ckpt["bad_epochs"]
             best_state = ckpt["best_state"]
             finished, stopped_early = ckpt["finished"], ckpt["stopped_early"]
+            stop_reason, stop_detail = ckpt.get("stop_reason", ""), ckpt.get("stop_detail", "")
             resumed_from = start_epoch
             log.info("%s/%s: resuming from %s at epoch %d%s", dataset, method, ckpt_path, start_epoch,
                      " (already finished)" if finished else "")
@@ -347,6 +396,7 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
             "rng": _rng_state(device, batch_gen), "history": history,
             "best_val": best_val, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
             "best_state": best_state, "finished": finished, "stopped_early": stopped_early,
+            "stop_reason": stop_reason, "stop_detail": stop_detail,
         }, ckpt_path)
 
     term_names: list[str] | None = [c for c in history[0] if c not in ("epoch", "loss", "val_loss", "seconds")] \
@@ -410,17 +460,28 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
         row: dict[str, float] = {"epoch": epoch, **dict(zip(term_names, means[:-1])), "loss": means[-1],
                                  "val_loss": val_loss, "seconds": time.perf_counter() - t0}
         history.append(row)
+        if cfg.monitor not in row:
+            raise ValueError(f"{dataset}/{method}: early stopping monitors '{cfg.monitor}', which is not a logged "
+                             f"quantity ({', '.join(c for c in row if c not in ('epoch', 'seconds'))})")
 
         if early_stopping:
-            if val_loss < best_val - cfg.min_delta:
-                best_val, best_epoch, bad_epochs = val_loss, epoch, 0
+            watched = row[cfg.monitor]
+            if watched < best_val - cfg.min_delta:
+                best_val, best_epoch, bad_epochs = watched, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
                 if bad_epochs >= cfg.patience:
-                    stopped_early = True
+                    stopped_early, stop_reason = True, "patience"
+                    stop_detail = f"no improvement of {cfg.monitor} for {cfg.patience} epochs"
         else:
             best_epoch = epoch
+        if not stopped_early:
+            rule = model.stop_rule(epoch, data)
+            if rule:
+                stopped_early, stop_reason, stop_detail = True, "model_rule", str(rule)
+        if not stopped_early and epoch >= cfg.epochs:
+            stop_reason, stop_detail = "max_epochs", f"reached the limit of {cfg.epochs} epochs"
         finished = stopped_early or epoch >= cfg.epochs
         if finished and cfg.restore_best and best_state is not None:
             model.load_state_dict(best_state)
@@ -442,9 +503,11 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
 
     if bar is not None:
         bar.close()
-    if stopped_early:
-        log.info("%s/%s: early stop at epoch %d (best validation loss %.5g at epoch %d)",
-                 dataset, method, epoch, best_val, best_epoch)
+    if stop_reason == "patience":
+        log.info("%s/%s: early stop at epoch %d (best %s %.5g at epoch %d)",
+                 dataset, method, epoch, cfg.monitor, best_val, best_epoch)
+    elif stop_reason == "model_rule":
+        log.info("%s/%s: stopped by the model's rule at epoch %d: %s", dataset, method, epoch, stop_detail)
     model.eval()
     seconds = time.perf_counter() - t_start
     epochs_run = len(history)
@@ -455,6 +518,7 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
         "resumed_from_epoch": resumed_from, "n_train": n_train, "n_val": n_val, "batch_size": batch_size,
         "train_seconds": train_secs, "cells_per_second": n_train * epochs_run / train_secs if train_secs else None,
         "config": asdict(cfg),
+        "convergence": convergence_record(history, cfg.epochs, stop_reason or "max_epochs", stop_detail),
     }
     if outdir is not None:
         (outdir / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n")

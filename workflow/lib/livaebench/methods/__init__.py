@@ -7,12 +7,13 @@ inside the functions that fit.
 import importlib
 import pkgutil
 
-from .registry import (ARTIFACT_FILES, Check, FitContext, Method, Resources, all_methods, check_dataset_method_params,
-                       check_method_params, fit_method, get_method, method_overrides, methods_of_family, register)
+from .registry import (ARTIFACT_FILES, Check, Deviation, FitContext, Method, Origin, Resources, all_methods,
+                       check_dataset_method_params, check_method_params, fit_method, get_method, method_overrides,
+                       methods_of_family, register)
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("registry", "engine"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["ARTIFACT_FILES", "Check", "FitContext", "Method", "Resources", "all_methods", "check_dataset_method_params",
+__all__ = ["ARTIFACT_FILES", "Check", "Deviation", "FitContext", "Method", "Origin", "Resources", "all_methods", "check_dataset_method_params",
            "check_method_params", "fit_method", "get_method", "method_overrides", "methods_of_family", "register"]

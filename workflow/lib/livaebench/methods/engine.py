@@ -17,12 +17,13 @@ from .registry import Check, FitContext
 # Parameters of the engine every neural method takes (ctx.params holds these, plus the model's own).
 ENGINE_DEFAULTS: dict[str, Any] = {
     "epochs": 400, "batch_size": 128, "lr": 1e-4, "weight_decay": 0.0, "grad_clip": 1.0,
-    "val_frac": 0.15, "patience": 25, "checkpoint_seconds": 60.0,
+    "val_frac": 0.15, "patience": 25, "checkpoint_seconds": 60.0, "optimizer": "adam",
 }
 ENGINE_CHECKS: dict[str, Check] = {
     "epochs": Check(minimum=1), "batch_size": Check(minimum=2), "lr": Check(minimum=0),
     "weight_decay": Check(minimum=0), "grad_clip": Check(minimum=0), "val_frac": Check(minimum=0, maximum=0.9),
     "patience": Check(minimum=0), "checkpoint_seconds": Check(minimum=0), "latent_dim": Check(minimum=1),
+    "optimizer": Check(choices=("adam", "amsgrad", "adadelta", "sgd")),  # training.OPTIMIZERS (no torch import here)
 }
 TRAIN_KEYS = tuple(ENGINE_DEFAULTS)
 
@@ -56,6 +57,7 @@ def fit_engine_model(ctx: FitContext, build: Callable[[FitContext], tuple[Any, d
                            method=ctx.method if len(phases) == 1 else f"{ctx.method}:{name}",
                            progress=progress, fingerprint_extra={**model.describe(), "phase": name})
             infos.append(result.info)
+            ctx.add_convergence(name, result.info["convergence"])
         latents = model.latents(data)
         if "model" in ctx.artifacts:
             torch.save({"state_dict": model.state_dict(), "config": model.describe(),

@@ -35,6 +35,8 @@ ARTIFACT_FILES: dict[str, str] = {
     "cells": "cells.tsv",         # per-cell table (cluster assignments, pseudotime, ...)
 }
 DEFAULT_CONDA_ENV = "livaebench.yaml"
+# Written by fit_method beside the latents: the convergence records of the run's trainings ([] if none)
+CONVERGENCE_FILE = "convergence.json"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,47 @@ def _type_problem(value: Any, default: Any) -> str | None:
     return None
 
 
+BIAS_DIRECTIONS = ("for", "against", "either", "none")
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """One way a registered method differs from its original (package defaults or the authors' code/paper).
+
+    ``setting``: a parameter name of the method's ``defaults`` or, for what is not a parameter, a short
+    name of the aspect ("architecture", "augmentation"). ``bias``: the direction the difference may move a
+    comparison, from the method's side: ``for`` it (it may score better than the original would),
+    ``against`` it, ``either``, or ``none``.
+    """
+
+    setting: str
+    ours: str
+    original: str
+    reason: str
+    bias: str
+
+    def __post_init__(self):
+        if self.bias not in BIAS_DIRECTIONS:
+            raise ValueError(f"deviation '{self.setting}': bias must be one of {BIAS_DIRECTIONS}, not {self.bias!r}")
+        if not self.reason.strip():
+            raise ValueError(f"deviation '{self.setting}' has no reason")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a method comes from: ``source`` (package and version, or the paper), ``url`` (the package's
+    documentation or the authors' repository) and ``defaults``: the original's values of the parameters that
+    this registry's ``defaults`` also has (epochs, learning rate, optimizer, dimensions, ...). A parameter
+    whose registry default differs from the original's needs a :class:`Deviation` of that name
+    (``tests/test_provenance.py``). ``budget``: the original's training budget in words, for the fairness
+    table."""
+
+    source: str
+    url: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    budget: str = ""
+
+
 @dataclass
 class FitContext:
     """Everything a method needs to fit one dataset with one seed."""
@@ -113,6 +156,12 @@ class FitContext:
     device: str | None = None  # None: CUDA when available, else CPU
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("livaebench"))
     artifacts: tuple[str, ...] = ()
+    # one record per training phase (training.convergence_record + "phase"); empty for non-iterative methods
+    convergence: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_convergence(self, phase: str, record: Mapping[str, Any]) -> None:
+        """Every neural training reports how it ended (engine, scvi-tools, scTour): see CONVERGENCE_FILE."""
+        self.convergence.append({"phase": phase, **record})
 
     @property
     def modality(self) -> str:
@@ -140,6 +189,25 @@ class Method:
     conda_env: str = DEFAULT_CONDA_ENV
     resources: Resources = Resources()
     checks: Mapping[str, Check] = field(default_factory=dict)
+    origin: Origin | None = None
+    deviations: tuple[Deviation, ...] = ()
+
+    def undeclared_differences(self) -> list[str]:
+        """Parameters whose default differs from the original's without a declared deviation, and declared
+        parameter deviations whose default in fact equals the original's (stale): both are documentation bugs."""
+        if self.origin is None:
+            return ["no origin declared"]
+        declared = {d.setting for d in self.deviations}
+        problems = []
+        for key, original in self.origin.defaults.items():
+            if key not in self.defaults:
+                problems.append(f"origin names '{key}', which is not a parameter of the method")
+            elif self.defaults[key] != original and key not in declared:
+                problems.append(f"'{key}' is {self.defaults[key]!r} here but {original!r} in the original, "
+                                "with no deviation declared")
+            elif self.defaults[key] == original and key in declared:
+                problems.append(f"deviation '{key}' is declared but the default equals the original's {original!r}")
+        return problems
 
     def check_modality(self, modality: str, dataset: str) -> None:
         if modality not in self.modalities:
@@ -179,14 +247,16 @@ def register(name: str, family: str, run: Callable, defaults: Mapping[str, Any] 
              *, uses_gpu: bool = False, modalities: tuple[str, ...] = ("rna", "atac"),
              description: str = "", pinned: tuple[str, ...] = (), artifacts: tuple[str, ...] = (),
              conda_env: str = DEFAULT_CONDA_ENV, resources: Resources | None = None,
-             checks: Mapping[str, Check] | None = None) -> Method:
+             checks: Mapping[str, Check] | None = None, origin: Origin | None = None,
+             deviations: tuple[Deviation, ...] | list[Deviation] = ()) -> Method:
     if name in _REGISTRY:
         raise ValueError(f"method {name!r} registered twice")
     unknown = set(artifacts) - set(ARTIFACT_FILES)
     if unknown:
         raise ValueError(f"method {name!r} declares unknown artifacts {sorted(unknown)}")
     method = Method(name, family, run, dict(defaults or {}), uses_gpu, tuple(modalities), description,
-                    tuple(pinned), tuple(artifacts), conda_env, resources or Resources(), dict(checks or {}))
+                    tuple(pinned), tuple(artifacts), conda_env, resources or Resources(), dict(checks or {}),
+                    origin, tuple(deviations))
     _REGISTRY[name] = method
     return method
 
@@ -255,4 +325,6 @@ def fit_method(name: str, adata, *, dataset: str, seed: int, outdir: str | Path,
     missing = [a for a in method.artifacts if not ctx.artifact_path(a).is_file()]
     if missing:
         raise RuntimeError(f"{dataset}/{name}: declared artifact(s) {', '.join(missing)} were not written")
+    import json
+    (outdir / CONVERGENCE_FILE).write_text(json.dumps(ctx.convergence, indent=1, default=float) + "\n")
     return {key: np.asarray(value, dtype=np.float32) for key, value in embeddings.items()}

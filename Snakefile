@@ -29,6 +29,8 @@ rule all:
     default_target: True
     input:
         "results/metrics/all.tsv",  # every embedding is upstream of it
+        "results/metrics/convergence.tsv",  # how every neural training ended
+        "results/stats/fairness.tsv",  # each method's budget against its original's
         comparison_targets(),
         figure_targets(),
         ANALYSIS_TARGETS,

@@ -14,6 +14,7 @@ with step(snakemake.log[0]) as log:
     if overrides:
         log.info("%s: registry QC overrides: %s", row["dataset"], ", ".join(f"{k}={v}" for k, v in overrides.items()))
     adata = read_h5ad_checked(snakemake.input[0], dataset=row["dataset"])
+    # label_key pseudo:kmeans[:K]: KMeans pseudo-labels, k/seed/n_init resolved by the rule (livaebench.labels)
     prep = preprocess(adata, dataset=row["dataset"], modality=row["modality"], label_key=row["label_key"],
-                      batch_key=row["batch_key"], log=log, **options)
+                      batch_key=row["batch_key"], pseudo_labels=row.get("pseudo_labels"), log=log, **options)
     write_h5ad_atomic(prep, snakemake.output[0])

@@ -1,17 +1,18 @@
-"""Rule unicoord_interpolation: held-out cells decoded along a continuous coordinate; the decoded trajectory
-and a heatmap of its most-changing genes."""
+"""Rule unicoord_interpolation: held-out cells decoded with a continuous coordinate set to their own value plus
+a seeded uniform jitter (the paper's interpolation), from the modified posterior; the decoded trajectory (mean
+profile in bins along the set value) and a heatmap of its most-changing genes."""
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:
     import anndata as ad
     import numpy as np
 
-    from livaebench.analyses.unicoord import (Reference, category_mask, interpolate, label_key_of, plot_trajectory_heatmap,
-                                              read_split, top_varying_genes)
+    from livaebench.analyses.unicoord import (Reference, category_mask, interpolate, jittered_values, label_key_of,
+                                              plot_trajectory_heatmap, read_split, top_varying_genes)
     from livaebench.errors import InputError
-    from livaebench.models.unicoord import lognorm_matrix
+    from livaebench.models.unicoord import model_input
 
-    w, s = snakemake.wildcards, snakemake.params.settings
+    w, s, seed = snakemake.wildcards, snakemake.params.settings, int(snakemake.params.seed)
     what = f"dataset '{w.dataset}', analysis unicoord (interpolation)"
     adata = ad.read_h5ad(snakemake.input.data)
     test = read_split(snakemake.input.split, adata)
@@ -28,12 +29,19 @@ with step(snakemake.log[0]) as log:
     if s["source"]:
         cells &= category_mask(adata, label, s["source"], what, "analyses.unicoord.interpolation.source")
     observed = adata.obs[key].to_numpy(dtype=float)
-    values = np.linspace(*np.nanquantile(observed, s["quantiles"]), s["steps"])
-    trajectory = interpolate(ref, lognorm_matrix(adata, what)[cells], key, values, adata.var_names)
+    lo, hi = np.nanquantile(observed, s["quantiles"])
+    cells &= np.isfinite(observed)
+    values = jittered_values(observed[cells], s["jitter"], seed)
+    inside = (values >= lo) & (values <= hi)  # the trajectory stays within the observed range
+    if inside.sum() < 2:
+        raise InputError(what, f"fewer than 2 held-out cells have {key} within the quantiles {s['quantiles']}",
+                         "widen analyses.unicoord.interpolation.quantiles or choose another source")
+    x = model_input(adata, what)[np.flatnonzero(cells)[inside]]
+    trajectory = interpolate(ref, x, key, values[inside], adata.var_names, steps=s["steps"], seed=seed)
     trajectory.to_csv(snakemake.output.table, sep="\t", float_format="%.5g")
     genes = top_varying_genes(trajectory, s["n_genes"])
-    log.info(f"{w.dataset}: {int(cells.sum())} held-out cells decoded at {s['steps']} values of {key}; "
-             f"most changing genes: {', '.join(genes[:10])}")
+    log.info(f"{w.dataset}: {int(inside.sum())} held-out cells decoded at their {key} ± {s['jitter']:g} "
+             f"(seed {seed}), {len(trajectory)} bins; most changing genes: {', '.join(genes[:10])}")
     who = f"held-out {s['source']} cells" if s["source"] else "held-out cells"
     plot_trajectory_heatmap(trajectory, genes, out_png=snakemake.output.png, xlabel=f"{key} (set coordinate)",
-                            title=f"{w.dataset}: {who} ({int(cells.sum())}) decoded along {key}")
+                            title=f"{w.dataset}: {who} ({int(inside.sum())}) decoded along {key} (± {s['jitter']:g})")

@@ -7,14 +7,14 @@ with step(snakemake.log[0]) as log:
 
     from livaebench.analyses.unicoord import (Reference, knn_predict, label_key_of, per_class_accuracy,
                                               plot_per_class_accuracy, read_split, truth_labels)
-    from livaebench.models.unicoord import lognorm_matrix
+    from livaebench.models.unicoord import model_input
 
     w, s = snakemake.wildcards, snakemake.params.settings
     adata = ad.read_h5ad(snakemake.input.data)
     test = read_split(snakemake.input.split, adata)
     ref = Reference(snakemake.input.model)
     key = label_key_of(adata, ref.layout)
-    x = lognorm_matrix(adata, f"dataset '{w.dataset}'")
+    x = model_input(adata, f"dataset '{w.dataset}'")
     truth = truth_labels(adata.obs[key], ref.discrete[key])
     predicted = ref.predict(x[test])
     knn = knn_predict(x[~test], truth[~test], x[test], k=s["knn_k"], n_pcs=s["n_pcs"], seed=snakemake.params.seed)

@@ -1,5 +1,6 @@
 """Rule unicoord_reconfiguration: held-out cells of one category set to every other category (and to chosen
-continuous values) and decoded; the generated cells, how far they moved, a UMAP and a marker dot plot."""
+continuous values) and decoded from a seeded draw of the modified posterior; the generated cells, how far they
+moved, a UMAP and a marker dot plot."""
 from livaebench.runtime import step
 
 with step(snakemake.log[0], threads=snakemake.threads) as log:
@@ -10,7 +11,7 @@ with step(snakemake.log[0], threads=snakemake.threads) as log:
                                               marker_genes, plot_dotplot, plot_reconfiguration_umap, read_split,
                                               reconfigure_cells, reconfiguration_table, truth_labels,
                                               umap_coordinates)
-    from livaebench.models.unicoord import lognorm_matrix
+    from livaebench.models.unicoord import model_input
     from livaebench.runtime import enable_numba_cache
 
     enable_numba_cache()
@@ -28,12 +29,12 @@ with step(snakemake.log[0], threads=snakemake.threads) as log:
     rng = np.random.default_rng(seed)
     source_cells = np.sort(rng.choice(source_cells, min(s["n_cells"], len(source_cells)), replace=False))
     targets = s["targets"] or [c for c in ref.discrete[key] if c not in (source, RARE)]
-    x = lognorm_matrix(adata, what)
+    x = model_input(adata, what)
     gen = reconfigure_cells(ref, x[source_cells], adata.obs.iloc[source_cells], key=key, source=source,
-                            targets=targets, continuous=s["continuous"], var_names=adata.var_names)
+                            targets=targets, continuous=s["continuous"], var_names=adata.var_names, seed=seed)
     gen.write_h5ad(snakemake.output.cells)
     means = category_means(x, labels)
-    table = reconfiguration_table(gen, ref.reconfigure(x[source_cells]), means, source)
+    table = reconfiguration_table(gen, ref.reconfigure(x[source_cells], seed=seed), means, source)
     table.to_csv(snakemake.output.table, sep="\t", index=False, float_format="%.4g")
     log.info(f"{w.dataset}: {len(source_cells)} held-out {source} cells reconfigured to {len(targets)} categories; "
              f"category each moved most toward: {table['moves_most_toward'].tolist()}")

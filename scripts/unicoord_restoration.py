@@ -1,5 +1,6 @@
 """Rule unicoord_restoration: restore a category the model never saw by setting the lineage-stage coordinate
-of held-out cells of the other categories to its stage; compare with its real mean profile."""
+of held-out cells of the other categories to its stage (a seeded draw of the modified posterior); compare with
+its real mean profile."""
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:
@@ -7,9 +8,9 @@ with step(snakemake.log[0]) as log:
 
     from livaebench.analyses.unicoord import (STAGE_KEY, Reference, add_stage, category_mask, category_means,
                                               neighbour_stage_mean, plot_restoration, read_split, restoration_table)
-    from livaebench.models.unicoord import lognorm_matrix
+    from livaebench.models.unicoord import model_input
 
-    w, s = snakemake.wildcards, snakemake.params.settings
+    w, s, seed = snakemake.wildcards, snakemake.params.settings, int(snakemake.params.seed)
     what = f"dataset '{w.dataset}', analysis unicoord (restoration)"
     adata = ad.read_h5ad(snakemake.input.data)
     test = read_split(snakemake.input.split, adata)
@@ -17,9 +18,9 @@ with step(snakemake.log[0]) as log:
     add_stage(adata, key, s["stages"], w.dataset)
     held = category_mask(adata, key, heldout, what, "analyses.unicoord.restoration.heldout")
     ref = Reference(snakemake.input.model)
-    x = lognorm_matrix(adata, what)
+    x = model_input(adata, what)
     sources = test & ~held
-    restored = ref.reconfigure(x[sources], continuous={STAGE_KEY: float(s["stages"][heldout])})
+    restored = ref.reconfigure(x[sources], continuous={STAGE_KEY: float(s["stages"][heldout])}, seed=seed)
     labels = adata.obs[key].astype(str).to_numpy()
     stage = adata.obs[STAGE_KEY].to_numpy()
     neighbours = neighbour_stage_mean(x[~held], stage[~held], float(s["stages"][heldout]))

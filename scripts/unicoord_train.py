@@ -21,4 +21,4 @@ with step(snakemake.log[0], threads=snakemake.threads) as log:
                  f"supervised by lineage_stage")
     device = job_device(snakemake.resources.get("gpu", 0), p.gpu_fallback, f"{w.dataset}/unicoord/{w.variant}", log)
     train_variant(adata[keep].copy(), dataset=w.dataset, seed=int(p.seed), outdir=Path(snakemake.output[0]).parent,
-                  overrides=p.overrides, latent_dim=p.latent_dim, threads=snakemake.threads, device=device, log=log)
+                  overrides=p.overrides, threads=snakemake.threads, device=device, log=log)

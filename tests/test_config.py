@@ -187,6 +187,38 @@ def test_options_are_type_checked_and_must_apply_to_the_row(tmp_path, values, fr
     assert "line 2 (dataset 'd1')" in msg and fragment in msg and "Fix: " in msg, msg
 
 
+# ------------------------------------------------------------------------ pseudo-labels (label_key)
+@pytest.mark.parametrize("value", ["pseudo:kmeans", "pseudo:kmeans:12", "pseudo:kmeans:2", "pseudo_kmeans"])
+def test_pseudo_label_specs_are_accepted(tmp_path, value):
+    """pseudo:kmeans (k = latent_dim) and pseudo:kmeans:K; 'pseudo_kmeans' is an ordinary column name."""
+    assert load(write_rows(tmp_path, FULL, full_row(label_key=value))).loc["d1", "label_key"] == value
+
+
+@pytest.mark.parametrize("values, fragment", [
+    (dict(label_key="pseudo:kmean"), "column 'label_key': 'pseudo:kmean' is not a pseudo-label spec"),
+    (dict(label_key="pseudo:leiden"), "column 'label_key': 'pseudo:leiden' is not a pseudo-label spec"),
+    (dict(label_key="pseudo:kmeans:"), "is not a pseudo-label spec"),
+    (dict(label_key="pseudo:kmeans:x"), "is not a pseudo-label spec"),
+    (dict(label_key="pseudo:kmeans:-3"), "is not a pseudo-label spec"),
+    (dict(label_key="Pseudo:KMeans"), "is not a pseudo-label spec"),
+    (dict(label_key="pseudo:kmeans:1"), "column 'label_key': 'pseudo:kmeans:1' asks for k = 1 clusters"),
+    (dict(label_key="pseudo:kmeans:0"), "asks for k = 0 clusters"),
+])
+def test_bad_pseudo_label_specs_are_one_line(tmp_path, values, fragment):
+    path = write_rows(tmp_path, FULL, full_row(**values))
+    with pytest.raises(InputError) as err:
+        load(path)
+    msg = str(err.value)
+    assert "line 2 (dataset 'd1')" in msg and fragment in msg and "\n" not in msg, msg
+    assert "Fix: write pseudo:kmeans" in msg or "Fix: write K >= 2" in msg, msg
+
+
+def test_pseudo_labels_are_not_batches(tmp_path):
+    path = write_rows(tmp_path, FULL + ["batch_key"], full_row() + ["pseudo:kmeans"])
+    with pytest.raises(InputError, match="column 'batch_key': 'pseudo:kmeans': pseudo-labels are for label_key only"):
+        load(path)
+
+
 @pytest.mark.parametrize("raw, fragment", [
     ("dataset\tmodality\tsource\tpath\tlabel_key\nd1\trna\tfile\t{p}\tx\textra\n", "line 2: has 6 tab-separated fields"),
     ("dataset,modality,source,path,label_key\nd1,rna,file,{p},x\n", "not tab-separated"),

@@ -29,6 +29,11 @@ def test_cor_by_hand():
     assert clu.coupling_degree(np.c_[a, -a, 2 * a]) == pytest.approx(2.0, abs=1e-12)
     # a constant dimension couples to nothing but still counts in d: (a, a, const) → 2 / 3
     assert clu.coupling_degree(np.c_[a, a, np.ones(200)]) == pytest.approx(2 / 3, abs=1e-12)
+    # outside its domain COR is undefined, not 0: one dimension couples to nothing, two cells give |r| = 1
+    with pytest.raises(ValueError, match=r"needs >= 2 latent dimensions \(latent has 1\)"):
+        clu.coupling_degree(a[:, None])
+    with pytest.raises(ValueError, match=r"needs >= 3 cells \(has 2\)"):
+        clu.coupling_degree(np.c_[a, b][:2])
 
 
 def _ari_by_hand(y, p):

@@ -90,11 +90,16 @@ def test_data_with_prescribed_covariance_gives_the_spectrum_scores():
 def test_scores_stay_in_range_and_reject_degenerate_latents():
     rng = np.random.default_rng(2)
     for _ in range(20):
-        lam = rng.exponential(size=rng.integers(2, 30)) ** rng.uniform(0.5, 4)
+        lam = rng.exponential(size=rng.integers(3, 30)) ** rng.uniform(0.5, 4)
         got = intrinsic_from_eigenvalues(lam)
         for k in ("manifold_dim", "spectral_decay", "directionality", "noise_resilience"):
             assert 0.0 <= got[k] <= 1.0, k
-    with pytest.raises(ValueError, match="at least 2 dimensions"):
-        intrinsic_metrics(rng.normal(size=(50, 1)))
+    for d in (1, 2):  # d = 2 is outside the domain: several scores would be fixed by construction
+        with pytest.raises(ValueError, match=f"needs >= 3 latent dimensions \\(latent has {d}\\)"):
+            intrinsic_metrics(rng.normal(size=(50, d)))
+        with pytest.raises(ValueError, match="needs >= 3 latent dimensions"):
+            intrinsic_from_eigenvalues(np.arange(1.0, d + 1))
+    with pytest.raises(ValueError, match=r"needs more cells than latent dimensions \(5 for d = 8\)"):
+        intrinsic_metrics(rng.normal(size=(5, 8)))
     with pytest.raises(ValueError, match="zero variance"):
         intrinsic_metrics(np.ones((50, 4)))

@@ -51,8 +51,9 @@ def full_panel():
 
 def test_names_and_layout(full_panel):
     _, df = full_panel
-    assert list(df.columns) == ["metric", "value"]
+    assert list(df.columns) == ["metric", "value", "reason"]
     assert df["metric"].is_unique
+    assert (df["reason"] == "").all()  # every metric is in its domain here: no reason anywhere
     assert list(df["metric"][:23]) == ARCHITECTURE_NAMES + ["iLISI"] == core_metric_names(True)
     v = _values(df)
     for name in ARCHITECTURE_NAMES + ["iLISI", "AMI", "leiden_NMI", "leiden_ARI", "iLISI_raw", "iLISI_n300"]:

@@ -114,7 +114,7 @@ def test_paper_registry_has_the_papers_geo_accessions(paper):
         if row.accession.startswith("GSE"):
             assert f"Paper uses {n} sample{'s' if n > 1 else ''} of this series" in row.notes, row.dataset
         assert row.pattern and re.compile(row.pattern) and row.orientation == "auto"
-        assert row.label_key == ""  # GEO characteristics are per sample, not per cell
+        assert row.label_key == "pseudo:kmeans"  # GEO characteristics are per sample, not per cell
         assert row.batch_key == ("sample" if n >= 2 else ""), row.dataset
     # The sample totals of the paper's table survive in the notes (the GSM entries: one sample each).
     used = {m: sum(int(re.search(r"Paper uses (\d+) sample", notes)[1]) for notes in

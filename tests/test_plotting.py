@@ -50,23 +50,32 @@ def scatter_y(ax):
     return np.sort(np.concatenate([c.get_offsets()[:, 1] for c in ax.collections if len(c.get_offsets())]))
 
 
-def test_metric_boxplots_four_panels_with_marks(tmp_path):
+def panel_subfigs(fig):
+    """The panels of a metric_boxplots figure, row by row."""
+    return [sf for row in fig.subfigs for sf in row.subfigs if sf.get_visible()]
+
+
+def test_metric_boxplots_category_panels_with_marks(tmp_path):
     table = metric_table()
     stats = st.compare(table, comparison="c", reference="livae", baselines=["vae", "pca"],
                        metrics_list=st.CORE_METRICS)
     fig = pl.metric_boxplots(table, stats, reference="livae", baselines=["vae", "pca"],
                              out_png=tmp_path / "box.png", title="LiVAE vs baselines")
     assert_outputs(tmp_path / "box.png")
-    panels = [sf.get_suptitle() for top in fig.subfigs for sf in top.subfigs]
-    assert panels == ["A   UMAP fidelity", "B   t-SNE fidelity", "C   Latent manifold structure",
-                      "D   Intrinsic quality & robustness"]
+    panels = [sf.get_suptitle() for sf in panel_subfigs(fig)]
+    assert panels == ["Clustering quality", "UMAP embedding fidelity", "t-SNE embedding fidelity",
+                      "Latent manifold structure", "Intrinsic quality and robustness"]
+    # each panel shows exactly its category's metrics (the paper's Figs. 2, 7–10 group their boxes so)
+    shown = [[t.get_text().removesuffix(" (log)").removesuffix(" ↓") for ax in sf.axes for t in ax.get_xticklabels()]
+             for sf in panel_subfigs(fig)]
+    assert shown == list(st.METRIC_GROUPS.values())
     # one axis per bounded group + CAL, DAV, COR on their own scales
-    assert len(visible_axes(fig)) == 7
+    assert len(visible_axes(fig)) == 8
     marks = [t.get_text() for ax in fig.get_axes() for t in ax.texts]
     expected = [s for s in stats["stars"] if s]
     assert sorted(marks) == sorted(expected) and len(marks) == 2 * len(st.CORE_METRICS)
     # every dataset's seed mean of every method is a point in its panel
-    umap_ax = fig.subfigs[0].subfigs[0].axes[0]
+    umap_ax = panel_subfigs(fig)[1].axes[0]
     means = st.seed_means(table)
     umap = means[means.metric.str.startswith("umap_")]["value"].to_numpy()
     np.testing.assert_allclose(scatter_y(umap_ax), np.sort(umap))
@@ -131,7 +140,7 @@ def test_sensitivity_lines_plot_mean_over_datasets(tmp_path):
                                out_png=tmp_path / "sens.png", title="λ sweep")
     assert_outputs(tmp_path / "sens.png")
     axes = visible_axes(fig)
-    assert [ax.get_title() for ax in axes] == ["Latent manifold structure", "CAL  (n=6)"]
+    assert [ax.get_title() for ax in axes] == ["Clustering quality", "CAL  (n=6)"]
     means = st.seed_means(table)
     nmi = means[means.metric == "NMI"].groupby("method")["value"].mean()
     line = axes[0].get_lines()[0]
@@ -147,6 +156,7 @@ def test_ilisi_vs_subsample(tmp_path):
     assert_outputs(tmp_path / "ilisi.png")
     (ax,) = fig.get_axes()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == METHODS
+    assert "18 dataset × subsample-size conditions" in ax.get_title()  # 6 datasets × 3 sizes
     summary = pl.ilisi_subsample_table(table, METHODS)
     assert summary["n_cells"].unique().tolist() == [2000, 4000, 8000]
     means = st.seed_means(table)

@@ -38,7 +38,7 @@ def check_contract(out, dataset, modality, label_key, batch_key=""):
         assert sp.isspmatrix_csr(out.layers[layer]) and out.layers[layer].dtype == np.float32
     assert out.layers["lognorm"].min() >= 0
     assert out.uns["livaebench"] == {"dataset": dataset, "modality": modality, "label_key": label_key,
-                                     "batch_key": batch_key}
+                                     "batch_key": batch_key, "label_note": ""}
     for key in (label_key, batch_key):
         if key:
             assert key in out.obs

@@ -53,7 +53,7 @@ def test_columns_are_the_output_contract():
     table = st.compare(long_table(normal_design()), comparison="c", reference="livae", baselines=["vae", "pca"],
                        metrics_list=["NMI"])
     assert list(table.columns) == ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test",
-                                   "stars", "n_datasets"]
+                                   "stars", "n_datasets", "replicate"]
     assert list(table["baseline"]) == ["vae", "pca"] and set(table["comparison"]) == {"c"}
 
 
@@ -257,3 +257,101 @@ def test_read_and_write_round_trip(tmp_path):
     np.testing.assert_allclose(back["p_value"].iloc[:2], result["p_value"].iloc[:2], rtol=1e-12)
     with pytest.raises(InputError, match="not found"):
         read_metrics(tmp_path / "missing.tsv")
+
+
+# ------------------------------------------------------------------------------------------------
+# Replicate unit of the multi-batch family (paper Fig. 11 / Table 10): dataset × subsample size
+
+SIZES = (2000, 4000, 6000)
+# iLISI_n{s} of two datasets at three subsample sizes: six conditions, every difference non-zero and distinct.
+SUBSAMPLE_ILISI = {
+    "livae": [[0.61, 0.64, 0.70], [0.42, 0.47, 0.55]],
+    "scvi": [[0.58, 0.66, 0.62], [0.40, 0.39, 0.49]],
+    "scgcc": [[0.30, 0.35, 0.52], [0.41, 0.25, 0.20]],
+}
+
+
+def subsample_table(methods=("livae", "scvi"), seeds=2) -> pd.DataFrame:
+    """Per-subsample iLISI (seeds scattered ±0.01 around the values above) plus per-dataset metrics."""
+    rows = []
+    for method in methods:
+        for d, per_size in enumerate(SUBSAMPLE_ILISI[method]):
+            for s in range(seeds):
+                off = 0.01 * (2 * s - 1) if seeds > 1 else 0.0
+                rows += [(f"ds{d}", method, s, f"iLISI_n{size}", v + off) for size, v in zip(SIZES, per_size)]
+                rows += [(f"ds{d}", method, s, "iLISI", np.mean(per_size) + off),
+                         (f"ds{d}", method, s, "KK_NMI", 0.5 + 0.1 * d + off)]
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def six_pairs(reference, baseline):
+    return (np.ravel(SUBSAMPLE_ILISI[reference]), np.ravel(SUBSAMPLE_ILISI[baseline]))
+
+
+def fig11_metrics():
+    from livaebench.comparisons import paper_comparisons
+
+    return paper_comparisons()["fig11_multibatch"]["metrics"]
+
+
+@pytest.mark.parametrize("test", ["nonparametric", "parametric"])
+def test_pooled_ilisi_replicates_are_dataset_by_subsample_size(test):
+    table = st.compare(subsample_table(), comparison="fig11", reference="livae", baselines=["scvi"],
+                       metrics_list=fig11_metrics(), test=test)
+    rows = table.set_index("metric")
+    # the Fig. 11 family's table: pooled iLISI, iLISI per subsample size, iLISI on all cells, pipelines
+    pipelines = [f"{p}_{s}" for p in ("KK", "KL", "LK", "LL") for s in ("NMI", "ARI")]
+    assert list(rows.index) == ["iLISI_by_subsample", "iLISI_n2000", "iLISI_n4000", "iLISI_n6000", "iLISI",
+                                *pipelines]  # only KK_NMI has values here; the others have rows with n = 0
+    pooled = rows.loc["iLISI_by_subsample"]
+    assert pooled.n_datasets == 6 and pooled.replicate == "dataset×subsample"  # 2 datasets × 3 sizes
+    ref, base = six_pairs("livae", "scvi")  # seeds average to the hand values within each condition
+    assert pooled.delta == pytest.approx(np.mean(ref - base))
+    decision = next(d for d in table.attrs["decisions"] if d["metric"] == "iLISI_by_subsample")
+    assert decision["datasets"] == [f"ds{d}@n{s}" for d in (0, 1) for s in SIZES]
+    if test == "nonparametric":  # a single baseline: the Wilcoxon signed-rank test, no correction
+        expected = sps.wilcoxon(ref, base)
+        assert pooled.test == "wilcoxon"
+        assert decision["posthoc_statistic"]["scvi"] == pytest.approx(expected.statistic)
+    else:  # two methods: the repeated-measures Tukey p is the paired t-test p
+        expected = sps.ttest_rel(ref, base)
+        assert pooled.test == "rm-anova+tukey"
+        # q of the studentized range with two means is sqrt(2) |t|
+        assert decision["posthoc_statistic"]["scvi"] == pytest.approx(np.sqrt(2) * abs(expected.statistic))
+    assert pooled.p_value == pytest.approx(expected.pvalue, rel=1e-6)
+    # metrics that are not computed per subsample keep the dataset as their replicate
+    for metric in ["iLISI_n2000", "iLISI_n4000", "iLISI_n6000", "iLISI", "KK_NMI"]:
+        assert rows.loc[metric, "n_datasets"] == 2 and rows.loc[metric, "replicate"] == "dataset"
+        assert rows.loc[metric, "test"].startswith("insufficient: n_datasets=2")
+    assert rows.loc["iLISI_n4000", "delta"] == pytest.approx(np.mean([0.64 - 0.66, 0.47 - 0.39]))
+
+
+def test_pooled_ilisi_with_two_baselines_runs_friedman_on_the_conditions():
+    table = st.compare(subsample_table(("livae", "scvi", "scgcc")), comparison="fig11", reference="livae",
+                       baselines=["scvi", "scgcc"], metrics_list=["iLISI_by_subsample"], test="nonparametric")
+    assert (table["n_datasets"] == 6).all() and (table["test"] == "friedman+wilcoxon-bonferroni").all()
+    decision = table.attrs["decisions"][0]
+    blocks = [np.ravel(SUBSAMPLE_ILISI[m]) for m in ("livae", "scvi", "scgcc")]
+    assert decision["omnibus_statistic"] == pytest.approx(sps.friedmanchisquare(*blocks).statistic)
+    for b in ("scvi", "scgcc"):  # Bonferroni over the 3 pairs of the 3 methods
+        p = sps.wilcoxon(*six_pairs("livae", b)).pvalue
+        assert table.set_index("baseline").loc[b, "p_value"] == pytest.approx(min(1.0, 3 * p))
+
+
+def test_a_condition_missing_for_one_method_leaves_the_block():
+    metrics = subsample_table()
+    metrics = metrics[~((metrics["method"] == "scvi") & (metrics["dataset"] == "ds1")
+                        & (metrics["metric"] == "iLISI_n6000"))]
+    table = st.compare(metrics, comparison="c", reference="livae", baselines=["scvi"],
+                       metrics_list=["iLISI_by_subsample"], datasets=["ds0", "ds1"])
+    assert table["n_datasets"].item() == 5
+    only_ds0 = st.compare(metrics, comparison="c", reference="livae", baselines=["scvi"],
+                          metrics_list=["iLISI_by_subsample"], datasets=["ds0"])
+    assert only_ds0["n_datasets"].item() == 3  # the family's datasets restrict the conditions
+
+
+def test_expand_metrics_orders_subsample_sizes_numerically():
+    available = ["iLISI", "iLISI_n8000", "iLISI_n250", "iLISI_n2000", "iLISI_raw", "NMI"]
+    assert st.expand_metrics(["iLISI_by_subsample", "iLISI_n*", "NMI"], available) == [
+        "iLISI_by_subsample", "iLISI_n250", "iLISI_n2000", "iLISI_n8000", "NMI"]
+    assert st.expand_metrics(["iLISI_n*"], ["NMI"]) == []

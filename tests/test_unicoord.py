@@ -6,6 +6,7 @@ workflow trains (``split``: train cells, cell type + cell-cycle supervision; ``r
 without Pre-endocrine, lineage stage only) and checks what the analyses claim: labels of held-out
 cells predicted far above chance, reconfigured cells moving most toward their target category,
 restoration beating the nearest observed category, the mitotic programme rising along G2M_score.
+Generated cells are seeded draws of the modified posterior (the paper's generation): same seed, same cells.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from livaebench.analyses import unicoord as U
 from livaebench.errors import InputError
 from livaebench.methods import all_methods, fit_method
 from livaebench.models.unicoord import (UniCoord, build_layout, capacity_at, gaussian_kl, gumbel_softmax_sample,
-                                        lognorm_matrix, soft_neighbour_average, uniform_kl)
+                                        max_discrete_capacity, model_input, normalize_log1p, posterior_sample,
+                                        soft_neighbour_average, uniform_kl)
 
 SUPERVISION = {"discrete_keys": ["clusters"], "continuous_keys": ["S_score", "G2M_score"],
                "parent_keys": {"clusters": "clusters_coarse"}}
@@ -75,7 +77,7 @@ def test_capacity_schedule_and_the_capacity_controlled_terms(tiny_rna):
     model = UniCoord(tiny_rna.n_vars, layout, hyper).eval()  # eval: μ and hard one-hots, no noise
     model.on_step(10000)
     assert model.capacity == pytest.approx(2.0)
-    x = torch.from_numpy(lognorm_matrix(tiny_rna, "tiny"))
+    x = torch.from_numpy(model_input(tiny_rna, "tiny"))
     batch = {"x": x, **{k: torch.from_numpy(v) for k, v in arrays.items()}}
     with torch.no_grad():
         terms = model.loss_terms(batch)
@@ -97,6 +99,79 @@ def test_capacity_schedule_and_the_capacity_controlled_terms(tiny_rna):
                                                 "diffusion": 1e-3 / g, "hierarchical": 100 / g})
     # layout: 2 supervised + 2 diffusion + 4 free continuous; clusters, clusters_coarse, one free 3-way
     assert (model.n_cont, model.disc_sizes[2]) == (8, 3)
+
+
+def test_discrete_capacity_never_exceeds_sum_log_k(tiny_rna):
+    """Joint-VAE capacity control: the discrete channels' capacity is C(t) capped at Σ_k log K_k."""
+    layout, arrays = build_layout(tiny_rna, dataset="pancreas", discrete_keys=["clusters_coarse"], continuous_keys=[],
+                                  parent_keys=None, min_obs=10, n_diffusion=0, n_free=3, free_discrete=[2])
+    hyper = {"temperature": 0.67, "gamma": 30.0, "capacity": 5.0, "capacity_steps": 1000, "regression_weight": 100.0,
+             "classification_weight": 100.0, "diffusion_weight": 1e-3, "hierarchical_weight": 100.0, "bandwidth": 5.0}
+    model = UniCoord(tiny_rna.n_vars, layout, hyper).eval()
+    k = tiny_rna.obs["clusters_coarse"].nunique()
+    cap = math.log(k) + math.log(2)
+    assert model.max_disc_capacity == pytest.approx(cap) == max_discrete_capacity([k, 2])
+    seen = []
+    for step in range(0, 2001, 50):
+        model.on_step(step)
+        seen.append(model.disc_capacity)
+        assert model.disc_capacity == pytest.approx(min(capacity_at(step, 5.0, 1000), cap))
+    assert max(seen) == pytest.approx(cap) and model.capacity == 5.0 > cap  # the cap binds, C(t) goes on
+    x = torch.from_numpy(model_input(tiny_rna, "tiny"))
+    batch = {"x": x, **{key: torch.from_numpy(v) for key, v in arrays.items()}}
+    with torch.no_grad():
+        terms = model.loss_terms(batch)
+        _, _, logits = model.encode(x)
+    kl = sum(float(uniform_kl(lg).mean()) for lg in logits)
+    assert float(terms["kl_disc"]) == pytest.approx(abs(cap - kl), rel=1e-5)
+
+
+def test_input_is_scanpy_normalize_total_excluding_highly_expressed_genes(pancreas, tiny_rna):
+    """The paper's input: normalize_total(target_sum=1e4, exclude_highly_expressed=True) + log1p."""
+    import scanpy as sc
+
+    raw = pancreas[:400].copy()
+    want = raw.copy()
+    sc.pp.normalize_total(want, target_sum=1e4, exclude_highly_expressed=True)
+    sc.pp.log1p(want)
+    got = normalize_log1p(raw.X)
+    assert np.abs(got - np.asarray(want.X.todense())).max() < 1e-4
+    assert np.abs(got - normalize_log1p(raw.X, max_fraction=1.0)).max() > 0.5  # hormone genes do leave the sums
+    # on preprocessed data: the cells' totals over all genes minus the highly expressed selected genes, by hand
+    counts = tiny_rna.layers["counts"].toarray().astype(np.float64)
+    totals = tiny_rna.obs["total_counts"].to_numpy(dtype=np.float64)
+    high = (counts > 0.05 * totals[:, None]).any(axis=0)
+    library = totals - counts[:, high].sum(axis=1)
+    assert high.sum() >= 3
+    np.testing.assert_allclose(model_input(tiny_rna, "t"), np.log1p(1e4 * counts / library[:, None]), atol=1e-5)
+
+
+def test_posterior_sample_is_seeded_and_follows_the_posterior():
+    torch.manual_seed(0)
+    mu, logvar = torch.tensor([[1.0, -2.0]]).expand(20000, 2), torch.tensor([[0.0, math.log(0.25)]]).expand(20000, 2)
+    probs = [torch.tensor([[0.7, 0.2, 0.1]]).expand(20000, 3), torch.tensor([[0.5, 0.5]]).expand(20000, 2)]
+    z, onehots = posterior_sample(mu, logvar, probs, seed=3)
+    z2, onehots2 = posterior_sample(mu, logvar, probs, seed=3)
+    assert torch.equal(z, z2) and all(torch.equal(a, b) for a, b in zip(onehots, onehots2))
+    z3, _ = posterior_sample(mu, logvar, probs, seed=4)
+    assert not torch.equal(z, z3)
+    assert torch.allclose(z.mean(0), torch.tensor([1.0, -2.0]), atol=0.03)
+    assert torch.allclose(z.std(0), torch.tensor([1.0, 0.5]), atol=0.03)
+    assert torch.allclose(onehots[0].mean(0), probs[0][0], atol=0.015)  # categorical draws, not the argmax
+    assert (onehots[0].sum(1) == 1).all()
+    zf, fixed = posterior_sample(mu, logvar, probs, seed=3, fixed={0: 2})
+    assert (fixed[0][:, 2] == 1).all() and torch.equal(fixed[1], onehots[1]) and torch.equal(zf, z)  # shared noise
+
+
+def test_interpolation_values_are_jittered_within_half_a_unit_and_seeded():
+    observed = np.repeat([0.0, 0.5, 1.0, 7.0], 2500)
+    values = U.jittered_values(observed, 0.5, seed=1)
+    shift = values - observed
+    assert (np.abs(shift) <= 0.5).all() and shift.min() < -0.49 and shift.max() > 0.49
+    assert abs(shift.mean()) < 0.01 and np.histogram(shift, bins=5, range=(-0.5, 0.5))[0].min() > 1800  # uniform
+    assert np.array_equal(values, U.jittered_values(observed, 0.5, seed=1))
+    assert not np.array_equal(values, U.jittered_values(observed, 0.5, seed=2))
+    assert np.array_equal(U.jittered_values(observed, 0.0, seed=1), observed)
 
 
 def test_soft_neighbour_average_by_brute_force():
@@ -151,21 +226,23 @@ def test_registered_and_same_seed_gives_identical_latent(tiny_rna, tmp_path):
     assert (m.family, m.modalities, m.uses_gpu, m.artifacts) == ("unicoord", ("rna",), True, ("model",))
     assert (m.defaults["lr"], m.defaults["batch_size"], m.defaults["epochs"], m.defaults["temperature"]) == \
         (5e-4, 128, 100, 0.67)
+    assert m.defaults["latent_dim"] == 50 == m.origin.defaults["latent_dim"]  # the paper's free coordinates
     runs = [fit_method("unicoord", tiny_rna, dataset="pancreas", seed=3, outdir=tmp_path / f"r{i}",
                        overrides={**SUPERVISION, "epochs": 3}, global_params={"latent_dim": 4}) for i in range(2)]
     other = fit_method("unicoord", tiny_rna, dataset="pancreas", seed=4, outdir=tmp_path / "r2",
                        overrides={**SUPERVISION, "epochs": 3}, global_params={"latent_dim": 4})
     latent = runs[0]["X_latent"]
-    # μ of 2 supervised + 2 diffusion + 4 free; probabilities of the clusters and clusters_coarse categories
+    # μ of 2 supervised + 4 free (no diffusion coordinates by default, as the authors' package); probabilities
+    # of the clusters and clusters_coarse categories
     n_clusters = tiny_rna.obs["clusters"].nunique()
-    assert latent.shape == (tiny_rna.n_obs, 8 + n_clusters + tiny_rna.obs["clusters_coarse"].nunique())
+    assert latent.shape == (tiny_rna.n_obs, 6 + n_clusters + tiny_rna.obs["clusters_coarse"].nunique())
     assert np.array_equal(latent, runs[1]["X_latent"]) and not np.array_equal(latent, other["X_latent"])
     saved = torch.load(tmp_path / "r0" / "model.pt", weights_only=True)
     layout = saved["config"]["layout"]
     assert [d["key"] for d in layout["discrete"]] == ["clusters", "clusters_coarse"]
     assert saved["var_names"] == list(tiny_rna.var_names) == layout["var_names"]
     ref = U.Reference(tmp_path / "r0" / "model.pt")  # rebuilt from the file alone
-    assert np.allclose(ref.encode(lognorm_matrix(tiny_rna, "t"))[0], latent[:, :8], atol=1e-6)
+    assert np.allclose(ref.encode(model_input(tiny_rna, "t"))[0], latent[:, :6], atol=1e-6)
 
 
 def test_query_matrix_matches_genes_by_name_and_zero_fills(tiny_rna, caplog):
@@ -174,10 +251,11 @@ def test_query_matrix_matches_genes_by_name_and_zero_fills(tiny_rna, caplog):
     keep = rng.permutation(tiny_rna.n_vars)[: tiny_rna.n_vars - 15]
     query = ad.AnnData(counts[:, keep], var=pd.DataFrame(index=tiny_rna.var_names[keep]))
     got = U.query_matrix(query, list(tiny_rna.var_names), "query", __import__("logging").getLogger("t"))
-    lib = counts[:, keep].sum(axis=1, keepdims=True)
+    sub = counts[:, keep].astype(np.float64)  # normalized on the query's own genes, highly expressed ones excluded
+    library = sub.sum(axis=1) - sub[:, (sub > 0.05 * sub.sum(axis=1, keepdims=True)).any(axis=0)].sum(axis=1)
     for j, gene in enumerate(tiny_rna.var_names):
         where = np.flatnonzero(tiny_rna.var_names[keep] == gene)
-        want = np.log1p(1e4 * counts[:, keep][:, where[0]] / lib[:, 0]) if len(where) else np.zeros(20)
+        want = np.log1p(1e4 * sub[:, where[0]] / library) if len(where) else np.zeros(20)
         assert np.allclose(got[:, j], want, atol=1e-4)
     assert "15 of the reference's" in caplog.text
 
@@ -211,7 +289,7 @@ def analysis(workflow):
     prep = ad.read_h5ad(workflow / "results/data/pancreas/preprocessed.h5ad")
     test = U.read_split(workflow / OUT / "split.tsv", prep)
     U.add_stage(prep, "clusters", STAGES, "pancreas")
-    return {"prep": prep, "test": test, "x": lognorm_matrix(prep, "p"),
+    return {"prep": prep, "test": test, "x": model_input(prep, "p"),
             "split": U.Reference(workflow / OUT / "models/split/model.pt"),
             "restore": U.Reference(workflow / OUT / "models/restore/model.pt")}
 
@@ -246,7 +324,9 @@ def test_workflow_writes_every_analysis_output(workflow, analysis):
     predictions = pd.read_csv(out / "reference/predictions.tsv", sep="\t")
     assert (predictions["true"] == predictions["clusters"]).mean() > 0.6
     trajectory = pd.read_csv(out / "interpolation/trajectory.tsv", sep="\t", index_col=0)
-    assert trajectory.shape == (7, prep.n_vars)
+    assert trajectory.shape == (7, prep.n_vars) and trajectory.index.is_monotonic_increasing
+    # the analysis models keep the paper's 50 free coordinates, whatever the workflow's latent_dim
+    assert analysis["split"].layout["n_free"] == analysis["restore"].layout["n_free"] == 50
 
 
 def test_split_is_stratified_and_seeded():
@@ -277,9 +357,14 @@ def test_reconfigured_cells_move_most_toward_their_target(analysis):
     source = np.flatnonzero(test & (labels == "Ductal"))
     targets = ["Ngn3 high EP", "Pre-endocrine", "Alpha", "Beta", "Epsilon"]
     gen = U.reconfigure_cells(ref, x[source], prep.obs.iloc[source], key="clusters", source="Ductal",
-                              targets=targets, continuous={"G2M_score": 1.0}, var_names=prep.var_names)
+                              targets=targets, continuous={"G2M_score": 1.0}, var_names=prep.var_names, seed=5)
     assert gen.n_obs == len(source) * 6 and set(gen.obs["target"]) == {*targets, "G2M_score=1"}
-    table = U.reconfiguration_table(gen, ref.reconfigure(x[source]), U.category_means(x, labels), "Ductal")
+    # generated from a seeded posterior draw: the same seed repeats it, another seed draws other cells
+    beta = ref.reconfigure(x[source], discrete={"clusters": "Beta"}, seed=5)
+    assert np.array_equal(beta, ref.reconfigure(x[source], discrete={"clusters": "Beta"}, seed=5))
+    assert np.array_equal(beta, np.asarray(gen.X[(gen.obs["target"] == "Beta").to_numpy()]))
+    assert not np.allclose(beta, ref.reconfigure(x[source], discrete={"clusters": "Beta"}, seed=6))
+    table = U.reconfiguration_table(gen, ref.reconfigure(x[source], seed=5), U.category_means(x, labels), "Ductal")
     assert (table["moves_most_toward"] == table["target"]).all(), table
     assert (table["movement_toward_target"] > table["largest_movement_other"]).all()
     assert (table["shift_correlation"] > 0.5).all()
@@ -289,7 +374,7 @@ def test_restoration_beats_the_nearest_observed_category(analysis):
     prep, test, x, ref = analysis["prep"], analysis["test"], analysis["x"], analysis["restore"]
     held = (prep.obs["clusters"] == "Pre-endocrine").to_numpy()
     labels = prep.obs["clusters"].astype(str).to_numpy()
-    restored = ref.reconfigure(x[test & ~held], continuous={U.STAGE_KEY: 3.0})
+    restored = ref.reconfigure(x[test & ~held], continuous={U.STAGE_KEY: 3.0}, seed=0)
     table = U.restoration_table(restored, x[held].mean(axis=0), U.category_means(x[~held], labels[~held]),
                                 "Pre-endocrine")
     observed = table[table["kind"] == "observed"]
@@ -300,10 +385,12 @@ def test_restoration_beats_the_nearest_observed_category(analysis):
 
 
 def test_interpolation_switches_on_the_mitotic_programme(analysis):
+    """The same held-out ductal cells decoded at a low and at a high G2M_score: the mitotic genes rise."""
     prep, test, x, ref = analysis["prep"], analysis["test"], analysis["x"], analysis["split"]
-    ductal = test & (prep.obs["clusters"] == "Ductal").to_numpy()
-    values = np.linspace(-0.3, 0.6, 7)
-    trajectory = U.interpolate(ref, x[ductal], "G2M_score", values, prep.var_names)
+    ductal = x[test & (prep.obs["clusters"] == "Ductal").to_numpy()]
+    values = np.repeat([-0.3, 0.6], len(ductal))  # two bins of equal count: the low and the high setting
+    trajectory = U.interpolate(ref, np.vstack([ductal, ductal]), "G2M_score", values, prep.var_names, steps=2)
+    assert list(trajectory.index) == pytest.approx([-0.3, 0.6])
     g2m = [g for g in G2M_GENES if g in trajectory.columns]
     assert len(g2m) >= 5
     rise = trajectory[g2m].iloc[-1] - trajectory[g2m].iloc[0]

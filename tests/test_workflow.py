@@ -160,10 +160,13 @@ def test_end_to_end_metrics_stats_figures(finished_run):
     assert set(ilisi["dataset"]) == {"cellbench", "atac_bmmc"}  # only the datasets with a batch column
     assert len(table) == table[["dataset", "method", "seed", "metric"]].drop_duplicates().shape[0]
     stats = pd.read_csv(finished_run / "results/stats/livae_vs_baselines.tsv", sep="\t")
-    assert list(stats.columns) == ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test",
-                                   "stars", "n_datasets"]
+    assert list(stats.columns[:10]) == ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test",
+                                        "stars", "n_datasets", "replicate"]
     assert set(stats["baseline"]) == {"vae", "pca", "nmf", "kernelpca"}
     assert set(stats["metric"]) == set(ARCHITECTURE_METRICS) | {"iLISI"}  # the paper's panel, no extras
+    # every shipped dataset has annotated labels: the label rows say so, nothing says pseudo-labels
+    assert (stats.loc[stats["metric"].isin(["NMI", "ARI"]), "labels"] == "annotated").all()
+    assert table.loc[table["metric"] == "NMI", "labels"].str.startswith("annotated: ").all()
     failed_rows = stats[stats["baseline"] == "kernelpca"]
     assert (failed_rows["test"] == "insufficient: no finished run of kernelpca").all()
     stats = stats[stats["baseline"] != "kernelpca"]
@@ -176,7 +179,8 @@ def test_end_to_end_metrics_stats_figures(finished_run):
     failed = table[table["status"] == "failed"]
     assert set(failed["method"]) == {"kernelpca"} and len(failed) == 3 and failed["metric"].isna().all()
     assert failed["reason"].str.contains("no-such-kernel").all()
-    assert (table.loc[table["status"] == "ok", "reason"].fillna("") == "").all()
+    ok = table[table["status"] == "ok"]
+    assert ((ok["reason"].fillna("") == "") == ok["value"].notna()).all()  # a reason exactly where a value is NaN
     listed = pd.read_csv(finished_run / "results/metrics/failures.tsv", sep="\t")
     assert sorted(listed["dataset"]) == ["atac_bmmc", "cellbench", "pancreas"]
     log = (finished_run / "logs/train/pancreas/kernelpca/seed0.log").read_text().strip().splitlines()
@@ -190,6 +194,53 @@ def test_end_to_end_metrics_stats_figures(finished_run):
                    "ilisi_subsample", "sweep_lambda/sensitivity"]:
         assert (finished_run / f"results/figures/{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (finished_run / f"results/figures/{figure}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.workflow
+def test_end_to_end_convergence_and_fairness(finished_run):
+    """Every neural training's record reaches convergence.tsv and the metric tables; the under-trained flag
+    follows the rule; fairness.tsv has a row per method; the report's caption lists the flagged runs."""
+    from livaebench.convergence import FAIRNESS_COLUMNS, phase_under_trained
+
+    conv = pd.read_csv(finished_run / "results/metrics/convergence.tsv", sep="\t", dtype={"under_trained": str})
+    neural, datasets = {"livae", "vae", "livae_lambda1"}, {"pancreas", "cellbench", "atac_bmmc"}
+    assert set(conv["method"]) == neural  # classical and failed runs leave no training record
+    assert set(map(tuple, conv[["dataset", "method"]].values)) == {(d, m) for d in datasets for m in neural}
+    assert (conv["epochs_run"] <= 3).all() and (conv["max_epochs"] == 3).all()
+    assert set(conv["stop_reason"]) <= {"patience", "max_epochs"}
+    expected = [phase_under_trained(r, 0.01) for r in conv.to_dict("records")]  # the config's threshold
+    assert conv["under_trained"].fillna("NA").tolist() == [{True: "true", False: "false", None: "NA"}[e] for e in expected]
+
+    table = pd.read_csv(finished_run / "results/metrics/all.tsv", sep="\t", dtype={"under_trained": str})
+    one = pd.read_csv(finished_run / "results/metrics/pancreas/vae/seed0.tsv", sep="\t", dtype={"under_trained": str})
+    for t in (table, one):
+        assert {"epochs_run", "stop_reason", "under_trained"} <= set(t.columns)
+    runs = table.drop_duplicates(["dataset", "method", "seed"]).set_index(["dataset", "method"])
+    for row in conv.itertuples():  # one phase per model here: the run's columns are its phase's
+        run = runs.loc[(row.dataset, row.method)]
+        assert (run["epochs_run"], run["stop_reason"]) == (row.epochs_run, row.stop_reason)
+        assert str(run["under_trained"]) == str(row.under_trained)
+    classical = runs[runs.index.get_level_values("method").isin(["pca", "nmf", "kernelpca"])]
+    assert classical[["epochs_run", "stop_reason", "under_trained"]].isna().all().all()
+
+    fairness = pd.read_csv(finished_run / "results/stats/fairness.tsv", sep="\t")
+    assert list(fairness.columns) == FAIRNESS_COLUMNS
+    assert sorted(fairness["method"]) == sorted(["pca", "nmf", "kernelpca", "livae", "vae", "livae_lambda1"])
+    rows = fairness.set_index("method")
+    assert "epochs=3" in rows.loc["livae", "settings_run"] and "epochs" in rows.loc["livae", "settings_differing"]
+    assert rows.loc["livae", "epochs_run"].endswith("/3") and rows.loc["vae", "under_trained_runs"].endswith("of 3")
+    assert rows.loc[["pca", "nmf"], "epochs_run"].isna().all()
+    assert "kernel=no-such-kernel" in rows.loc["kernelpca", "settings_run"]
+
+    result = snakemake(finished_run, finished_run / "config.yaml", "--report", str(finished_run / "report.html"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (finished_run / "report.html").read_text()
+    flagged = conv[conv["under_trained"] == "true"]
+    if flagged.empty:
+        assert "No run is flagged." in html
+    for r in flagged.itertuples():
+        assert f"{r.dataset}/{r.method}/seed{r.seed}" in html
+    assert "fairness.tsv" in html and "convergence.tsv" in html
 
 
 @pytest.mark.workflow

@@ -46,7 +46,6 @@ rule unicoord_train:
     params:
         overrides=lambda w: analysis_model_overrides(method_overrides(config, w.dataset, "unicoord"),
                                                      UNICOORD["epochs"], w.variant),
-        latent_dim=config["latent_dim"],
         seed=UNICOORD.get("seed", 0),
         restoration=UNICOORD.get("restoration", {}),
         gpu_fallback=config["gpu_fallback"],
@@ -129,6 +128,7 @@ rule unicoord_interpolation:
         pdf=f"{UNICOORD_OUT}/interpolation/heatmap.pdf",
     params:
         settings=UNICOORD.get("interpolation", {}),
+        seed=UNICOORD.get("seed", 0),
     log:
         "logs/unicoord/{dataset}/interpolation.log",
     benchmark:
@@ -151,6 +151,7 @@ rule unicoord_restoration:
         pdf=f"{UNICOORD_OUT}/restoration/restoration.pdf",
     params:
         settings=UNICOORD.get("restoration", {}),
+        seed=UNICOORD.get("seed", 0),
     log:
         "logs/unicoord/{dataset}/restoration.log",
     benchmark:

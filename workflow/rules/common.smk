@@ -154,6 +154,12 @@ def comparison_spec(name):
     return spec
 
 
+def fairness_overrides():
+    """{method: {dataset: its overrides there}} for every configured method that runs on some dataset."""
+    runs = {m: {d: method_overrides(config, d, m) for d in DATASETS.index if m in methods_for(d)} for m in METHODS}
+    return {m: per_dataset for m, per_dataset in runs.items() if per_dataset}
+
+
 def active_comparisons():
     """Comparisons whose reference and at least one baseline run on at least one dataset here."""
     active = []
@@ -191,7 +197,7 @@ def benchmark_targets():
     targets = [f"{bench}/fetch_geo/{d}.tsv" for d in DATASETS.index if DATASETS.loc[d, "source"] == "geo"]
     targets += [f"{bench}/{step}/{d}.tsv" for step in ("assemble_counts", "preprocess") for d in DATASETS.index]
     targets += [f"{bench}/{step}/{d}/{m}/seed{s}.tsv" for step in ("train", "embed", "evaluate") for d, m, s in runs]
-    targets.append(f"{bench}/gather_metrics.tsv")
+    targets += [f"{bench}/gather_metrics.tsv", f"{bench}/convergence.tsv", f"{bench}/fairness.tsv"]
     for name in active_comparisons():
         targets += [f"{bench}/compare/{name}.tsv", f"{bench}/plot_comparison/{name}.tsv"]
         if COMPARISONS[name].get("sweep"):
@@ -201,3 +207,18 @@ def benchmark_targets():
         targets.append(f"{bench}/plot_ilisi.tsv")
     return targets + ANALYSIS_BENCHMARKS
 
+
+def preprocess_row(wildcards):
+    """The registry row; a pseudo-label row (label_key pseudo:kmeans[:K]) also gets the resolved k, seed
+    and n_init, so changing latent_dim or the first seed reruns only the datasets whose labels depend on it."""
+    from livaebench.labels import pseudo_label_options
+
+    row = dataset_row(wildcards)
+    options = pseudo_label_options(row["label_key"], latent_dim=config["latent_dim"], seed=config["seeds"][0])
+    return {**row, "pseudo_labels": options} if options else row
+
+
+def ilisi_reference():
+    """The multi-batch family's reference (Fig. 11), drawn in the reference colour, when it is run."""
+    reference = COMPARISONS.get("fig11_multibatch", {}).get("reference")
+    return reference if reference in METHODS else None

@@ -90,6 +90,8 @@ rule plot_ilisi:
     params:
         methods=list(METHODS),
         datasets=batch_datasets(),
+        # the multi-batch family's reference (Fig. 11) is drawn in the reference colour
+        reference=ilisi_reference(),
     log:
         "logs/figures/ilisi.log",
     benchmark:

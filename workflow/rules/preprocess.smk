@@ -7,7 +7,7 @@ rule preprocess:
     output:
         "results/data/{dataset}/preprocessed.h5ad",
     params:
-        row=dataset_row,
+        row=preprocess_row,
         options=config["preprocess"],
     log:
         "logs/preprocess/{dataset}.log",

@@ -7,7 +7,9 @@ without a second list to keep in step.
 
 A spec is a plain dict (it travels through Snakemake params): ``reference``, ``baselines``,
 ``modality`` (rna | atac | any), ``test`` (auto | none), ``correction`` (pairs | baselines),
-optional ``metrics``, ``datasets``, ``batch_only``, ``sweep`` + ``sweep_parameter``, ``figure``.
+optional ``metrics``, ``datasets``, ``batch_only``, ``sweep`` + ``sweep_parameter``, ``figure``, and
+for a family that is one setting panel of a paper figure (Figs. 2, 7–10) that ``panel``'s letter. Which
+metrics each figure panel shows is defined in :mod:`livaebench.panels`.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from typing import Any
 from .config import check_name
 from .errors import InputError
 from .methods import all_methods, methods_of_family
+from .panels import ILISI_POOLED, PIPELINE_METRICS, SUBSAMPLED
 
-PIPELINE_METRICS = [f"{p}_{s}" for p in ("KK", "KL", "LK", "LL") for s in ("NMI", "ARI")]
 SPEC_DEFAULTS: dict[str, Any] = {"modality": "any", "test": "auto", "correction": "pairs"}
 
 
@@ -26,11 +28,13 @@ def _spec(figure: str, reference: str, baselines: Iterable[str], **extra) -> dic
     return {**SPEC_DEFAULTS, "figure": figure, "reference": reference, "baselines": list(baselines), **extra}
 
 
-def _sweep(figure: str, parameter: str, values: Mapping[str, float], reference_value: float) -> dict[str, Any]:
+def _sweep(figure: str, parameter: str, values: Mapping[str, float], reference_value: float,
+           panel: str) -> dict[str, Any]:
     """A sensitivity family: the sweep's methods against livae (which is the sweep's default value)."""
     sweep = {"livae": reference_value, **values}
     baselines = [m for m in values if m != "livae" and values[m] != reference_value]
-    return _spec(figure, "livae", baselines, modality="rna", test="none", sweep=sweep, sweep_parameter=parameter)
+    return _spec(figure, "livae", baselines, modality="rna", test="none", sweep=sweep, sweep_parameter=parameter,
+                 panel=panel)
 
 
 def paper_comparisons() -> dict[str, dict[str, Any]]:
@@ -42,8 +46,10 @@ def paper_comparisons() -> dict[str, dict[str, Any]]:
                 if m.family == "sweep" and name.startswith(prefix)}
 
     return {
-        "fig2_livae_vs_vae_ivae_rna": _spec("Fig. 2 / Table 1", "livae", ["vae", "ivae"], modality="rna"),
-        "fig2_livae_vs_vae_ivae_atac": _spec("Fig. 2 / Table 1", "livae", ["vae", "ivae"], modality="atac"),
+        "fig2_livae_vs_vae_ivae_rna": _spec("Fig. 2 / Table 1", "livae", ["vae", "ivae"], modality="rna",
+                                            panel="A"),
+        "fig2_livae_vs_vae_ivae_atac": _spec("Fig. 2 / Table 1", "livae", ["vae", "ivae"], modality="atac",
+                                             panel="B"),
         "fig3_livae_vs_classical": _spec("Fig. 3", "livae", methods_of_family("classical"), modality="rna"),
         "fig4_livae_vs_deep": _spec("Fig. 4", "livae",
                                     methods_of_family("vae_family") + methods_of_family("deep_rna"), modality="rna"),
@@ -51,21 +57,25 @@ def paper_comparisons() -> dict[str, dict[str, Any]]:
                                                  modality="rna"),
         "fig6_livae_vs_atac_baselines": _spec("Fig. 6", "livae", methods_of_family("atac"), modality="atac"),
         "fig7_ivae_ablation": _spec("Fig. 7 / Table 6", "ivae", ["ivae_nomain", "ivae_nobn"], modality="rna",
-                                    test="none"),
+                                    test="none", panel="A"),
         "fig7_livae_ablation": _spec("Fig. 7 / Table 6", "livae", ["livae_nomain", "livae_nobn"], modality="rna",
-                                     test="none"),
-        "fig8_bn_vs_views_rna": _spec("Fig. 8 / Table 7", "livae", ["livae_views"], modality="rna"),
-        "fig8_bn_vs_views_atac": _spec("Fig. 8 / Table 7", "livae", ["livae_views"], modality="atac"),
+                                     test="none", panel="B"),
+        "fig8_bn_vs_views_rna": _spec("Fig. 8 / Table 7", "livae", ["livae_views"], modality="rna", panel="A"),
+        "fig8_bn_vs_views_atac": _spec("Fig. 8 / Table 7", "livae", ["livae_views"], modality="atac",
+                                        panel="B"),
         "fig9_likelihoods_rna": _spec("Fig. 9 / Table 8", "livae_nb", ["livae_zinb", "livae_poisson", "livae_zip"],
-                                      modality="rna", test="none"),
+                                      modality="rna", test="none", panel="A"),
         "fig9_likelihoods_atac": _spec("Fig. 9 / Table 8", "livae_zinb", ["livae_nb", "livae_poisson", "livae_zip"],
-                                       modality="atac", test="none"),
-        "fig10_sweep_lambda": _sweep("Fig. 10", "λ (Lorentz weight)", values("livae_lambda", "lam"), 10.0),
+                                       modality="atac", test="none", panel="B"),
+        "fig10_sweep_lambda": _sweep("Fig. 10", "λ (Lorentz weight)", values("livae_lambda", "lam"), 10.0, "A"),
         "fig10_sweep_bottleneck": _sweep("Fig. 10", "k (bottleneck dimension)", values("livae_k", "bottleneck_dim"),
-                                         2.0),
-        "fig10_sweep_latent": _sweep("Fig. 10", "d (latent dimension)", values("livae_d", "latent_dim"), 10.0),
+                                         2.0, "B"),
+        "fig10_sweep_latent": _sweep("Fig. 10", "d (latent dimension)", values("livae_d", "latent_dim"), 10.0, "C"),
+        # Table 10: iLISI pooled over dataset × subsample size (the paper's replicate), then per size, on
+        # all cells, and the pipelines (computed once per dataset: the dataset is their replicate).
         "fig11_multibatch": _spec("Fig. 11 / Table 10", "livae", ["scvi", "scdhmap", "scdeepcluster", "scgnn", "scgcc"],
-                                  modality="rna", batch_only=True, metrics=["iLISI", *PIPELINE_METRICS]),
+                                  modality="rna", batch_only=True,
+                                  metrics=[ILISI_POOLED, SUBSAMPLED, "iLISI", *PIPELINE_METRICS]),
     }
 
 

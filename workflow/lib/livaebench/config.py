@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from .errors import InputError
+from .labels import PSEUDO_PREFIX, label_key_problem
 
 QC_COLUMNS = ["min_genes", "min_peaks", "min_cells", "max_mito_pct"]
 REGISTRY_COLUMNS = ["dataset", "modality", "source", "accession", "path", "label_key", "batch_key",
@@ -184,6 +185,12 @@ def _row_problem(row: dict) -> tuple[str, str, str] | None:
         if row["pattern"]:
             return ("pattern", "is set but source is 'file' (pattern selects GEO supplementary files only)",
                     "leave pattern empty and point path at the file itself")
+    problem = label_key_problem(row["label_key"])  # pseudo:kmeans[:K] (livaebench.labels)
+    if problem is not None:
+        return ("label_key", *problem)
+    if row["batch_key"].lower().startswith(PSEUDO_PREFIX):
+        return "batch_key", f"{_shown(row['batch_key'])}: pseudo-labels are for label_key only", \
+            "name an obs column with batches, or leave batch_key empty"
     if row["max_cells"] and (not _UINT_RE.fullmatch(row["max_cells"]) or int(row["max_cells"]) < 1):
         return "max_cells", f"{_shown(row['max_cells'])} is not a positive whole number", \
             "write a number of cells such as 5000, or leave it empty for all cells"

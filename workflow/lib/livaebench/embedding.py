@@ -1,6 +1,7 @@
 """Latent files and their 2-D views (UMAP, t-SNE), assembled into the embedding AnnData of the output contract."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -11,14 +12,25 @@ import numpy as np
 from .failures import FAILED, OK
 
 
-def save_latents(path: str | Path, embeddings: dict[str, np.ndarray]) -> None:
-    """Write the arrays a method returned as one .npz, atomically (no partial file on failure)."""
+# latent.npz entry holding the run's convergence records (JSON text), kept apart from the arrays
+CONVERGENCE_KEY = "convergence"
+
+
+def save_latents(path: str | Path, embeddings: dict[str, np.ndarray], convergence: list | None = None) -> None:
+    """Write the arrays a method returned as one .npz, atomically (no partial file on failure).
+
+    ``convergence``: the run's convergence records (``registry.CONVERGENCE_FILE``; [] for a non-iterative
+    method), stored as JSON text so that they travel with the latents to the embedding and the metrics.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = dict(embeddings)
+    if convergence is not None:
+        arrays[CONVERGENCE_KEY] = np.array(json.dumps(convergence, default=float))
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
     os.close(fd)
     try:
-        np.savez(tmp, **embeddings)
+        np.savez(tmp, **arrays)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -26,8 +38,25 @@ def save_latents(path: str | Path, embeddings: dict[str, np.ndarray]) -> None:
 
 
 def load_latents(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a latent file (or a failure record's ``status`` and ``reason``), without the records."""
     with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+        return {key: data[key] for key in data.files if key != CONVERGENCE_KEY}
+
+
+def load_convergence(path: str | Path) -> list[dict] | None:
+    """The convergence records of a latent file; None when it has none (a failure record, an older file)."""
+    with np.load(path) as data:
+        if CONVERGENCE_KEY not in data.files:
+            return None
+        return parse_convergence(str(data[CONVERGENCE_KEY]))
+
+
+def parse_convergence(text: str | None) -> list[dict] | None:
+    """Records from their JSON text (as ``latent.npz`` and the embedding's ``uns`` keep them); None if absent."""
+    if text is None or not str(text).strip():
+        return None
+    records = json.loads(str(text))
+    return list(records) if isinstance(records, list) else None
 
 
 # scanpy switches from an exact kNN search to pynndescent at this many cells (its own rule, kept)
@@ -94,10 +123,12 @@ def umap_tsne(latent: np.ndarray, *, seed: int, n_neighbors: int = 15, perplexit
 
 
 def embedding_adata(prep: ad.AnnData, latents: dict[str, np.ndarray], views: dict[str, np.ndarray], *,
-                    method: str, seed: int, failure: str | None = None) -> ad.AnnData:
+                    method: str, seed: int, failure: str | None = None,
+                    convergence: list | None = None) -> ad.AnnData:
     """The embedding file: cells with their annotations, the latent and its views in ``obsm``; no expression.
 
     A failed method's file has no ``obsm`` and ``uns['livaebench']`` says ``status: failed`` with the reason.
+    ``uns['livaebench']['convergence']``: the run's convergence records as JSON text, when the latents had them.
     """
     info = dict(prep.uns["livaebench"])
     obs = prep.obs.copy()
@@ -106,4 +137,6 @@ def embedding_adata(prep: ad.AnnData, latents: dict[str, np.ndarray], views: dic
         emb.obsm[key] = np.asarray(value, dtype=np.float32)
     status = {"status": OK} if failure is None else {"status": FAILED, "reason": failure}
     emb.uns["livaebench"] = {**info, "method": method, "seed": int(seed), **status}
+    if convergence is not None:
+        emb.uns["livaebench"]["convergence"] = json.dumps(convergence, default=float)
     return emb

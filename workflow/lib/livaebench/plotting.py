@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import stats as st
+from .panels import CATEGORY_PANELS, Panel, panel_metrics
 
 REFERENCE_COLOR = "#C0392B"  # the reference method is always this red, baselines never are
 DPI = 200
@@ -67,6 +68,34 @@ def failed_note(metrics: pd.DataFrame, methods: list[str], limit: int = 6) -> st
     items = [f"{r.method} on {r.dataset} ({str(r.reason)[:60]})" for r in failed.itertuples()]
     more = f"; and {len(items) - limit} more" if len(items) > limit else ""
     return "\nFailed (left out): " + "; ".join(items[:limit]) + more
+
+
+UNDER_TRAINED_MARK = "†"
+
+
+def under_trained_methods(metrics: pd.DataFrame, methods: list[str]) -> dict[str, list[str]]:
+    """Method → datasets on which a run of it is flagged under-trained (``under_trained`` column, livaebench.convergence)."""
+    from .convergence import is_true
+
+    if "under_trained" not in metrics:
+        return {}
+    hit = metrics[is_true(metrics["under_trained"]) & metrics["method"].isin(methods)]
+    return {m: sorted(map(str, set(hit.loc[hit["method"] == m, "dataset"]))) for m in methods
+            if (hit["method"] == m).any()}
+
+
+def under_trained_note(flagged: dict[str, list[str]], limit: int = 6) -> str:
+    """'\n† under-trained: method (datasets); ...' for the methods a figure marks, or ''."""
+    if not flagged:
+        return ""
+    items = [f"{m} ({', '.join(ds)})" for m, ds in flagged.items()]
+    more = f"; and {len(items) - limit} more" if len(items) > limit else ""
+    return (f"\n{UNDER_TRAINED_MARK} under-trained (stopped at its epoch limit while still improving; "
+            "results/metrics/convergence.tsv): " + "; ".join(items[:limit]) + more)
+
+
+def _marked(method: str, flagged: dict) -> str:
+    return f"{method} {UNDER_TRAINED_MARK}" if method in flagged else method
 
 
 def method_colors(methods: list[str], reference: str | None = None) -> dict[str, tuple]:
@@ -132,79 +161,111 @@ def _no_data(ax, text: str = "no data") -> None:
 # Four-panel metric boxplots
 
 
+MAX_ROW_BOXES = 10  # metric slots (an own-scale axis counts 2.5) that two panels may share a row with
+
+
 def metric_boxplots(metrics: pd.DataFrame, stats: pd.DataFrame | None, *, reference: str, baselines: list[str],
-                    out_png, title: str, datasets: list[str] | None = None) -> Figure:
-    """The paper's four panels (UMAP fidelity, t-SNE fidelity, latent manifold structure, intrinsic
-    quality & robustness); methods side by side per metric, one point per dataset; above each
-    baseline's box the mark of its comparison with the reference from ``stats`` (a
-    :func:`livaebench.stats.compare` table). CAL, DAV and COR are not on a [−1, 1] scale, so the
-    latent panel gives each of them an axis of its own (CAL on a log scale).
+                    out_png, title: str, datasets: list[str] | None = None,
+                    panels: list[Panel] | None = None) -> Figure:
+    """One panel per entry of ``panels`` (default: the paper's metric categories; a comparison's own:
+    :func:`livaebench.panels.family_panels`), each showing exactly its metrics; methods side by side
+    per metric, one point per replicate (dataset, or dataset × subsample size for a pooled metric);
+    above each baseline's box the mark of its comparison with the reference from ``stats`` (a
+    :func:`livaebench.stats.compare` table). CAL, DAV and COR are not on a [−1, 1] scale, so each of
+    them gets an axis of its own (CAL on a log scale). A metric without paired values keeps its slot,
+    marked "n/a".
     """
+    panels = list(CATEGORY_PANELS if panels is None else panels)
+    available = metrics["metric"].dropna().unique()
+    panels = [Panel(p.letter, p.title, tuple(st.expand_metrics(list(p.metrics), available))) for p in panels]
     methods = [reference, *dict.fromkeys(b for b in baselines if b != reference)]
     colors_by = method_colors(methods, reference)
     colors = [colors_by[m] for m in methods]
-    means = st.seed_means(metrics)
+    means = st.replicate_means(metrics, panel_metrics(panels), datasets)
     marks = _star_lookup(stats)
     rng = np.random.default_rng(0)
-    n_used: set[int] = set()
+    n_used: dict[str, set[int]] = {}
 
     def values_of(metric):
-        wide = st.paired_values(means, metric, methods, datasets)
+        wide = st.paired_values(means, metric, methods)
         if len(wide):
-            n_used.add(len(wide))
+            n_used.setdefault(st.replicate_of(metric), set()).add(len(wide))
         return [wide[m].to_numpy() for m in methods] if len(wide) else None
 
     def draw(ax, metric_names, *, ylabel):
         data = {m: values_of(m) for m in metric_names}
-        present = [m for m in metric_names if data[m] is not None]
-        if not present:
+        if all(v is None for v in data.values()):
             _no_data(ax, "no data for these metrics")
             return
-        centres = _boxes(ax, [data[m] for m in present], colors, rng=rng)
-        ax.set_xticks(range(len(present)), [_metric_label(m) for m in present],
-                      rotation=30 if len(present) > 4 else 0, ha="right" if len(present) > 4 else "center")
+        empty = [np.array([])] * len(methods)
+        centres = _boxes(ax, [data[m] if data[m] is not None else empty for m in metric_names], colors, rng=rng)
+        labels = [_metric_label(m) for m in metric_names]
+        tilt = max(map(len, labels)) * 0.1 > slot_in  # ~0.1 in per character at this font size
+        ax.set_xticks(range(len(metric_names)), labels, rotation=30 if tilt else 0, ha="right" if tilt else "center")
         ax.set_ylabel(ylabel)
         ax.grid(axis="x", visible=False)  # a tick sits in the middle of a metric's boxes
-        for i, metric in enumerate(present):
+        trans = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+        for i, metric in enumerate(metric_names):
+            if data[metric] is None:
+                ax.text(i, 0.5, "n/a", transform=trans, ha="center", va="center", color="0.45", fontsize=9)
+                continue
             for j, method in enumerate(methods[1:], start=1):
                 _mark(ax, centres[i, j], marks.get((metric, method), ""))
-        return present
+
+    def n_boxes(panel):
+        return len(panel.metrics) + 1.5 * sum(m in st.UNBOUNDED_METRICS for m in panel.metrics)
 
     n_methods = len(methods)
-    # Width grows with the number of boxes so that each box stays at least ~0.13 in wide.
-    groups = list(st.METRIC_GROUPS.items())
-    row_widths = [sum(len(g[1]) for g in groups[:2]), sum(len(g[1]) for g in groups[2:])]
-    width = float(np.clip(max(row_widths) * n_methods * 0.16 + 3.0, 12.0, 34.0))
+    # Panels two to a row unless the pair is too wide to read; every row on one scale of box width
+    # (a shorter row is padded on the right), and the figure grows with the boxes of its widest row.
+    rows: list[list[Panel]] = []
+    for panel in panels or [Panel("", "no panels", ())]:
+        if rows and len(rows[-1]) < 2 and sum(map(n_boxes, rows[-1])) + n_boxes(panel) <= MAX_ROW_BOXES:
+            rows[-1].append(panel)
+        else:
+            rows.append([panel])
+    widest = max(max(sum(n_boxes(p) for p in row), 1.0) for row in rows)
+    width = float(np.clip(widest * n_methods * 0.16 + 3.0, 12.0, 34.0))
+    slot_in = (width - 1.5) / widest  # inches of figure width per metric slot
     with _style():
-        fig = Figure(figsize=(width, 9.5), layout="constrained")
-        top, bottom = fig.subfigures(2, 1, hspace=0.04)
-        subs = list(top.subfigures(1, 2, wspace=0.03, width_ratios=[1, 1])) + \
-            list(bottom.subfigures(1, 2, wspace=0.03, width_ratios=[len(groups[2][1]) + 1.5, len(groups[3][1])]))
-        for letter, sub, (panel, names) in zip("ABCD", subs, groups):
-            sub.suptitle(f"{letter}   {panel}", fontweight="bold", x=0.02, ha="left")
-            bounded = [m for m in names if m not in st.UNBOUNDED_METRICS]
-            unbounded = [m for m in names if m in st.UNBOUNDED_METRICS and values_of(m) is not None]
-            axes = sub.subplots(1, 1 + len(unbounded), squeeze=False,
-                                width_ratios=[max(len(bounded), 1) * 1.0] + [1.0] * len(unbounded))[0]
-            draw(axes[0], bounded, ylabel="score")
-            for ax, metric in zip(axes[1:], unbounded):
-                draw(ax, [metric], ylabel="")
-                vals = np.concatenate(values_of(metric))
-                if metric == "CAL" and (vals > 0).all() and vals.max() / vals.min() > 20:
-                    # Calinski–Harabasz spans orders of magnitude across datasets.
-                    ax.set_yscale("log")
-                    ax.set_xticks([0], [f"{_metric_label(metric)} (log)"])
-        handles = [Patch(facecolor=colors_by[m], edgecolor="0.2", label=m) for m in methods]
+        fig = Figure(figsize=(width, 4.75 * len(rows)), layout="constrained")
+        row_figs = fig.subfigures(len(rows), 1, hspace=0.04, squeeze=False)[:, 0]
+        for row_fig, row in zip(row_figs, rows):
+            ratios = [max(n_boxes(p), 1.0) for p in row]
+            pad = widest - sum(ratios)
+            subs = row_fig.subfigures(1, len(row) + (pad > 0.5), wspace=0.03, squeeze=False,
+                                      width_ratios=ratios + ([pad] if pad > 0.5 else []))[0]
+            for blank in subs[len(row):]:
+                blank.set_visible(False)
+            for sub, panel in zip(subs, row):
+                sub.suptitle(panel.heading, fontweight="bold", x=0.02, ha="left")
+                bounded = [m for m in panel.metrics if m not in st.UNBOUNDED_METRICS]
+                unbounded = [m for m in panel.metrics if m in st.UNBOUNDED_METRICS]
+                ratios = ([max(len(bounded), 1) * 1.0] if bounded else []) + [1.0] * len(unbounded)
+                axes = sub.subplots(1, max(len(ratios), 1), squeeze=False, width_ratios=ratios or None)[0]
+                if bounded or not unbounded:
+                    draw(axes[0], bounded, ylabel="score")
+                for ax, metric in zip(axes[1:] if bounded else axes, unbounded):
+                    draw(ax, [metric], ylabel="")
+                    got = values_of(metric)
+                    vals = np.concatenate(got) if got is not None else np.array([])
+                    if metric == "CAL" and vals.size and (vals > 0).all() and vals.max() / vals.min() > 20:
+                        # Calinski–Harabasz spans orders of magnitude across datasets.
+                        ax.set_yscale("log")
+                        ax.set_xticks([0], [f"{_metric_label(metric)} (log)"])
+        flagged = under_trained_methods(metrics, methods)
+        handles = [Patch(facecolor=colors_by[m], edgecolor="0.2", label=_marked(m, flagged)) for m in methods]
         tests = sorted({t for t in (stats["test"] if stats is not None and len(stats) else [])
                         if isinstance(t, str) and t and not t.startswith("insufficient")})
         note = (f"Marks: {reference} vs method — * p<0.05, ** p<0.01, *** p<0.001, ns not significant; "
                 f"no mark: no test (too few datasets)" + (f". Tests: {', '.join(tests)}" if tests else "")
-                + failed_note(metrics, methods))
+                + failed_note(metrics, methods) + under_trained_note(flagged))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(n_methods, 8), title=note,
                    title_fontsize=9, fontsize=10)
-        n_text = (f"n = {min(n_used)}–{max(n_used)} datasets" if len(n_used) > 1
-                  else f"n = {next(iter(n_used))} datasets" if n_used else "no data")
-        fig.suptitle(f"{title}  ({n_text}; one point per dataset, mean over seeds)", fontsize=14)
+        unit = {st.REPLICATE_DATASET: "datasets", st.REPLICATE_SUBSAMPLE: "dataset × subsample-size conditions"}
+        n_text = "; ".join(f"n = {min(n)}–{max(n)} {unit[kind]}" if len(n) > 1 else f"n = {min(n)} {unit[kind]}"
+                           for kind, n in sorted(n_used.items())) or "no data"
+        fig.suptitle(f"{title}  ({n_text}; one point per replicate, mean over seeds)", fontsize=14)
         return _save(fig, out_png)
 
 
@@ -214,20 +275,23 @@ def metric_boxplots(metrics: pd.DataFrame, stats: pd.DataFrame | None, *, refere
 
 def delta_boxplots(metrics: pd.DataFrame, *, reference: str, baselines: list[str], metrics_list: list[str],
                    out_png, title: str, datasets: list[str] | None = None, ncols: int = 4) -> Figure:
-    """Per-dataset Δ = reference − baseline, one axis per metric, one box per baseline."""
+    """Per-replicate Δ = reference − baseline (dataset, or dataset × subsample size for a pooled
+    metric), one axis per metric, one box per baseline."""
     baselines = [b for b in dict.fromkeys(baselines) if b != reference]
     methods = [reference, *baselines]
     colors_by = method_colors(methods, reference)
-    means = st.seed_means(metrics)
+    metrics_list = st.expand_metrics(list(metrics_list), metrics["metric"].dropna().unique())
+    means = st.replicate_means(metrics, metrics_list, datasets)
     rng = np.random.default_rng(0)
     panels = []
     for metric in dict.fromkeys(metrics_list):
-        wide = st.paired_values(means, metric, methods, datasets)
+        wide = st.paired_values(means, metric, methods)
         if len(wide):
             panels.append((metric, len(wide), [(wide[reference] - wide[b]).to_numpy() for b in baselines]))
     ncols = max(1, min(ncols, len(panels)))
     nrows = max(1, -(-len(panels) // ncols))
     long_names = max((len(b) for b in baselines), default=0) * len(baselines) > 28
+    flagged = under_trained_methods(metrics, methods)
     with _style():
         fig = Figure(figsize=(3.6 * ncols + 0.6, 3.1 * nrows + (0.8 if long_names else 0.2) * nrows + 0.6),
                      layout="constrained")
@@ -243,14 +307,18 @@ def delta_boxplots(metrics: pd.DataFrame, *, reference: str, baselines: list[str
             ax.axhline(0, color="0.25", linewidth=0.9, linestyle="--", zorder=1)
             ax.grid(axis="x", visible=False)
             ax.set_xlim(-0.5, len(baselines) - 0.5)
-            ax.set_xticks(range(len(baselines)), baselines, rotation=40 if long_names else 0,
+            ax.set_xticks(range(len(baselines)), [_marked(b, flagged) for b in baselines],
+                          rotation=40 if long_names else 0,
                           ha="right" if long_names else "center")
             ax.set_title(f"{_metric_label(metric)}  (n={n})")
         for ax in axes[:, 0]:
             if ax.get_visible():
                 ax.set_ylabel(f"Δ = {reference} − baseline")
-        fig.suptitle(f"{title}\nper-dataset difference of seed means; above 0: {reference} higher "
-                     f"(↓: lower is better){failed_note(metrics, [reference, *baselines])}", fontsize=13)
+        pooled = [m for m, _, _ in panels if st.replicate_of(m) != st.REPLICATE_DATASET]
+        unit = "per-dataset" + (f" (for {', '.join(pooled)}: per dataset × subsample size)" if pooled else "")
+        fig.suptitle(f"{title}\n{unit} difference of seed means; above 0: {reference} higher "
+                     f"(↓: lower is better){failed_note(metrics, [reference, *baselines])}"
+                     f"{under_trained_note(flagged)}", fontsize=13)
         return _save(fig, out_png)
 
 
@@ -478,7 +546,10 @@ def ilisi_vs_subsample(metrics: pd.DataFrame, *, methods: list[str], out_png, ti
             ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="method", borderaxespad=0)
             n = table.loc[table["n_datasets"] > 0, "n_datasets"]
             n_text = f"n = {n.min()}" if n.min() == n.max() else f"n = {n.min()}–{n.max()}"
-            ax.set_title(f"mean ± s.d. over multi-batch datasets ({n_text})", fontsize=10)
+            # the replicates of the pooled iLISI test (livaebench.stats): one per dataset and subsample size
+            conditions = int(table.groupby("n_cells")["n_datasets"].max().sum())
+            ax.set_title(f"mean ± s.d. over multi-batch datasets ({n_text} per size; "
+                         f"{conditions} dataset × subsample-size conditions)", fontsize=10)
         else:
             _no_data(ax, "no iLISI_n{N} metrics: no multi-batch dataset reaches\nthe smallest configured subsample size")
         ax.set_xlabel("subsample size (cells)")

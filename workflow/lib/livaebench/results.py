@@ -6,24 +6,35 @@ from pathlib import Path
 
 import pandas as pd
 
+from .convergence import RUN_COLUMNS
 from .errors import InputError
 from .failures import FAILED, OK
 
 METRIC_COLUMNS = ["dataset", "method", "seed", "metric", "value"]
-# What the workflow writes: every row says whether its run finished (ok) or failed (and why).
+# What the workflow writes: every row says whether its run finished (ok) or failed (and why) ...
 STATUS_COLUMNS = METRIC_COLUMNS + ["status", "reason"]
+# ... and how its training ended: epochs run, stop reason, under-trained (livaebench.convergence; NA for a
+# classical method or a failed run)
+TABLE_COLUMNS = STATUS_COLUMNS + RUN_COLUMNS + ["labels"]
+# ``labels``: what a label-based metric's row was scored against ("annotated: <column>" or "pseudo-labels
+# (KMeans, k=10)", livaebench.labels); NA on every other row.
 
 # Metric names of the output contract (docs/output-contract.md), the one place that defines them.
 CLUSTERING_METRICS = ("NMI", "ARI", "ASW", "CAL", "DAV", "COR")
 DRE_SUFFIXES = ("dcorr", "qlocal", "qglobal", "overall")
+# The metrics scored against the dataset's labels (the panel's K-means / Leiden partitions and the batch
+# pipelines against them): the rows the ``labels`` column marks.
+LABEL_METRICS = ("NMI", "ARI", "AMI", "leiden_NMI", "leiden_ARI",
+                 *(f"{pipe}_{s}" for pipe in ("KK", "KL", "LK", "LL") for s in ("ARI", "NMI")))
 INTRINSIC_METRICS = ("manifold_dim", "spectral_decay", "participation", "anisotropy", "directionality",
                      "noise_resilience", "core_intrinsic", "overall_intrinsic")
-# The four panels of the paper's boxplot figures; the keys are the panel titles.
+# The paper's metric categories, keyed by title (which figure panel shows which: livaebench.panels).
 METRIC_GROUPS: dict[str, list[str]] = {
-    "UMAP fidelity": [f"umap_{s}" for s in DRE_SUFFIXES],
-    "t-SNE fidelity": [f"tsne_{s}" for s in DRE_SUFFIXES],
-    "Latent manifold structure": list(CLUSTERING_METRICS),
-    "Intrinsic quality & robustness": list(INTRINSIC_METRICS),
+    "Clustering quality": list(CLUSTERING_METRICS),
+    "UMAP embedding fidelity": [f"umap_{s}" for s in DRE_SUFFIXES],
+    "t-SNE embedding fidelity": [f"tsne_{s}" for s in DRE_SUFFIXES],
+    "Latent manifold structure": list(INTRINSIC_METRICS[:4]),
+    "Intrinsic quality and robustness": list(INTRINSIC_METRICS[4:]),
 }
 
 
@@ -46,31 +57,50 @@ def check_metric_columns(table: pd.DataFrame, what: str) -> None:
                          f"give a long table with columns {' '.join(METRIC_COLUMNS)} (+ optional status)")
 
 
-def metric_table(panel: pd.DataFrame, *, dataset: str, method: str, seed: int) -> pd.DataFrame:
-    """Long format ``dataset method seed metric value status reason`` from a panel's ``metric value`` rows."""
+def metric_table(panel: pd.DataFrame, *, dataset: str, method: str, seed: int,
+                 convergence: dict | None = None, labels: str = "") -> pd.DataFrame:
+    """Long format ``dataset method seed metric value status reason epochs_run stop_reason under_trained
+    labels`` from
+    a panel's ``metric value`` rows; ``convergence``: the run's :func:`livaebench.convergence.run_summary`;
+    ``labels``: what the label metrics were scored against (:func:`livaebench.labels.labels_description`)."""
     table = panel[["metric", "value"]].copy()
     table.insert(0, "seed", int(seed))
     table.insert(0, "method", method)
     table.insert(0, "dataset", dataset)
-    table["status"], table["reason"] = OK, ""
-    return table[STATUS_COLUMNS]
+    table["status"] = OK
+    # an ok row's reason: why its value is NaN (the metric is outside its domain), empty for a value
+    table["reason"] = panel["reason"].fillna("").astype(str) if "reason" in panel else ""
+    for column in RUN_COLUMNS:
+        table[column] = (convergence or {}).get(column)
+    table["labels"] = table["metric"].isin(LABEL_METRICS).map({True: labels or None, False: None})  # NA elsewhere
+    return _typed(table[TABLE_COLUMNS])
 
 
 def failed_metric_table(reason: str, *, dataset: str, method: str, seed: int) -> pd.DataFrame:
     """The one row a failed method leaves: no metric, no value, ``status`` failed and the reason."""
-    return pd.DataFrame([{"dataset": dataset, "method": method, "seed": int(seed), "metric": None, "value": None,
-                          "status": FAILED, "reason": reason}], columns=STATUS_COLUMNS)
+    return _typed(pd.DataFrame([{"dataset": dataset, "method": method, "seed": int(seed), "metric": None,
+                                 "value": None, "status": FAILED, "reason": reason}], columns=TABLE_COLUMNS))
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    # epochs as integers with NA (not 12.0), so the written table reads as the contract says
+    table["epochs_run"] = pd.to_numeric(table["epochs_run"], errors="coerce").astype("Int64")
+    return table
 
 
 def gather_metric_tables(paths) -> pd.DataFrame:
-    """Concatenate per-embedding metric tables into ``all.tsv`` (with ``status`` and ``reason`` per row)."""
+    """Concatenate per-embedding metric tables into ``all.tsv`` (with ``status`` and ``reason`` per row, and the
+    run's ``epochs_run stop_reason under_trained``; NA where a table predates them)."""
     tables = [read_metrics(p) for p in paths]
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=STATUS_COLUMNS)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=TABLE_COLUMNS)
     for column, default in (("status", OK), ("reason", "")):
         table[column] = table[column].fillna(default) if column in table else default
+    for column in [*RUN_COLUMNS, "labels"]:
+        if column not in table:
+            table[column] = None
     table["seed"] = table["seed"].astype(int)
     table = table.sort_values(["dataset", "method", "seed", "metric"], kind="stable", na_position="first")
-    return table[STATUS_COLUMNS].reset_index(drop=True)
+    return _typed(table[TABLE_COLUMNS].reset_index(drop=True))
 
 
 def failures(table: pd.DataFrame) -> pd.DataFrame:
@@ -86,8 +116,12 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(str(path), "metric table not found", "run the evaluate stage first (results/metrics/all.tsv)")
-    table = pd.read_csv(path, sep="\t", dtype={"dataset": str, "method": str, "metric": str, "reason": str},
-                        keep_default_na=False, na_values={"value": ["NA", "NaN", "nan", ""], "metric": ["NA", ""]})
+    missing = ["NA", ""]
+    table = pd.read_csv(path, sep="\t", dtype={"dataset": str, "method": str, "metric": str, "reason": str,
+                                              "stop_reason": str, "under_trained": str, "labels": str},
+                        keep_default_na=False,
+                        na_values={"value": ["NA", "NaN", "nan", ""], "metric": missing, "epochs_run": missing,
+                                   "stop_reason": missing, "under_trained": missing, "labels": missing})
     check_metric_columns(table, str(path))
     return table
 

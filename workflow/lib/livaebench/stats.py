@@ -3,14 +3,22 @@
 Input: the long metric table ``results/metrics/all.tsv`` (``dataset method seed metric value`` and an
 optional ``status``). Output: one row per (metric, baseline) with the columns of
 ``results/stats/{comparison}.tsv``: ``comparison metric reference baseline delta p_value test stars
-n_datasets``.
+n_datasets replicate``.
 
 Decisions (the spec leaves them open; they are fixed here and named in the ``test`` column):
 
 * Seeds are averaged first (mean of the finite values per dataset, method, metric): the unit of
   replication is the dataset, so seeds must not inflate n.
+* Pooled subsample metrics (``POOLED_SUBSAMPLES``, e.g. ``iLISI_by_subsample``, paper Fig. 11B /
+  Table 10) replicate over dataset × subsample size: each ``iLISI_n{s}`` of a dataset is one
+  condition, ``n_datasets`` counts the conditions and ``replicate`` says ``dataset×subsample``.
+  Metrics not computed per subsample keep the dataset as the replicate. ``prefix*`` in a metric
+  list stands for every ``prefix{N}`` metric of the table (``expand_metrics``).
 * Pairing: per metric, only datasets where the reference and *every* baseline have a finite value,
-  so all rows of one metric share one set of datasets (the omnibus test needs a complete block).
+  so all rows of one metric share one set of datasets (the omnibus test needs a complete block). A NaN
+  is missing, never a number: a metric outside its domain for a method on a dataset (NaN with a reason,
+  docs/methods.md §3.7) takes that dataset out of the metric's block; a baseline for which the metric is
+  undefined on every dataset gets its own row (``insufficient: <metric> undefined for <method> (<reason>)``).
 * Normality: Shapiro–Wilk on each vector of paired differences reference − baseline (these are what
   the post hoc tests compare and what the repeated-measures model assumes normal). The family takes
   the parametric path only when none of them rejects at ``alpha``. Shapiro–Wilk needs n >= 3;
@@ -42,6 +50,7 @@ Decisions (the spec leaves them open; they are fixed here and named in the ``tes
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -49,12 +58,15 @@ import pandas as pd
 from scipy import stats as sps
 
 from .errors import InputError
+from .panels import ILISI_POOLED, SUBSAMPLE_PREFIX
 from .results import METRIC_GROUPS, check_metric_columns
 
 log = logging.getLogger("livaebench")
 
 STATS_COLUMNS = ["comparison", "metric", "reference", "baseline", "delta", "p_value", "test", "stars",
-                 "n_datasets"]
+                 "n_datasets", "replicate"]
+REPLICATE_DATASET = "dataset"
+REPLICATE_SUBSAMPLE = "dataset×subsample"
 
 CORE_METRICS: list[str] = [m for group in METRIC_GROUPS.values() for m in group]
 DEFAULT_METRICS: list[str] = CORE_METRICS + ["iLISI"]
@@ -91,6 +103,52 @@ def seed_means(metrics: pd.DataFrame) -> pd.DataFrame:
     table = table.assign(value=values, dataset=table["dataset"].astype(str), method=table["method"].astype(str))
     return (table.groupby(["dataset", "method", "metric"], sort=False)["value"].mean()
             .reset_index())
+
+
+def expand_metrics(metrics_list: list[str], available) -> list[str]:
+    """``metrics_list`` with each ``prefix*`` entry replaced by the available metrics ``prefix{N}``
+    (N an integer, e.g. ``iLISI_n*`` → ``iLISI_n2000``, ``iLISI_n4000``, … in increasing N)."""
+    available = set(map(str, available))
+    out: list[str] = []
+    for name in metrics_list:
+        if not name.endswith("*"):
+            out.append(name)
+            continue
+        prefix = name[:-1]
+        sizes = sorted(int(m[len(prefix):]) for m in available if m.startswith(prefix) and m[len(prefix):].isdigit())
+        out += [f"{prefix}{n}" for n in sizes]
+    return list(dict.fromkeys(out))
+
+
+# A pooled metric → the prefix of its per-subsample-size metrics. Its replicate is one dataset at one
+# subsample size (paper Fig. 11B / Table 10: n = dataset × subsample-size conditions).
+POOLED_SUBSAMPLES = {ILISI_POOLED: SUBSAMPLE_PREFIX}
+
+
+def replicate_of(metric: str) -> str:
+    """The unit of replication of a metric's paired values."""
+    return REPLICATE_SUBSAMPLE if metric in POOLED_SUBSAMPLES else REPLICATE_DATASET
+
+
+def replicate_means(metrics: pd.DataFrame, metrics_list: list[str],
+                    datasets: list[str] | None = None) -> pd.DataFrame:
+    """:func:`seed_means` of ``datasets`` (all when None) plus, for every pooled metric in
+    ``metrics_list``, one row per (dataset × subsample size) with ``dataset`` = ``{dataset}@n{size}``.
+
+    Each subsample size is its own condition: the seed mean of ``iLISI_n{size}`` on that dataset.
+    """
+    means = seed_means(metrics)
+    if datasets is not None:
+        means = means[means["dataset"].isin([str(d) for d in datasets])]
+    pooled = []
+    for name in dict.fromkeys(metrics_list):
+        prefix = POOLED_SUBSAMPLES.get(name)
+        if prefix is None:
+            continue
+        size = means["metric"].str.extract(rf"^{re.escape(prefix)}(\d+)$", expand=False)
+        rows = means[size.notna()]
+        pooled.append(rows.assign(dataset=rows["dataset"] + "@n" + size[size.notna()], metric=name))
+    return pd.concat([means, *pooled], ignore_index=True) if pooled else means
 
 
 def paired_values(means: pd.DataFrame, metric: str, methods: list[str],
@@ -135,10 +193,11 @@ def rm_anova_tukey(wide: pd.DataFrame, reference: str, baselines: list[str]) -> 
     info = {"ms_error": ms_err, "df_error": df_err}
     if not ms_err > 0:
         return {b: np.nan for b in baselines}, info
-    out = {}
+    out, info["posthoc_statistic"] = {}, {}
     for b in baselines:
         q = abs(float(np.mean(wide[reference] - wide[b]))) / np.sqrt(ms_err / n)
         out[b] = float(sps.studentized_range.sf(q, k, df_err))
+        info["posthoc_statistic"][b] = q
     return out, info
 
 
@@ -183,7 +242,8 @@ def decide_and_test(wide: pd.DataFrame, reference: str, baselines: list[str], *,
     """Run the decision path of docs/methods.md §4.2 on one metric's complete dataset × method matrix.
 
     Returns one dict per baseline (baseline, delta, p_value, test, stars, n_datasets) and a record of
-    the decision (Shapiro p-values, path, omnibus statistic and p).
+    the decision (Shapiro p-values, path, omnibus statistic and p, post hoc statistic per baseline:
+    Wilcoxon W or Tukey q).
     """
     n = len(wide)
     deltas = {b: (float(np.mean(wide[reference] - wide[b])) if n else np.nan) for b in baselines}
@@ -250,9 +310,30 @@ def decide_and_test(wide: pd.DataFrame, reference: str, baselines: list[str], *,
             pvals[b] = np.nan
             labels[b] = f"insufficient: {nonzero} non-zero differences (wilcoxon needs >={MIN_WILCOXON})"
         else:
-            pvals[b] = min(1.0, float(sps.wilcoxon(wide[reference], wide[b]).pvalue) * factor)
+            res = sps.wilcoxon(wide[reference], wide[b])
+            pvals[b] = min(1.0, float(res.pvalue) * factor)
             labels[b] = decision["path"]
+            decision.setdefault("posthoc_statistic", {})[b] = float(res.statistic)
     return rows(pvals, labels.get), decision
+
+
+def _no_value_label(metrics: pd.DataFrame, metric: str, method: str, datasets: list[str] | None) -> str:
+    """The ``test`` of a baseline without any finite value of ``metric``: it failed everywhere, or it ran
+    and the metric is undefined for it (NaN with a reason: outside the metric's domain, docs §3.7)."""
+    prefix = POOLED_SUBSAMPLES.get(metric)
+    names = metrics["metric"].astype(str)
+    rows = metrics[(names.str.fullmatch(rf"{re.escape(prefix)}\d+") if prefix else names == metric)
+                   & (metrics["method"].astype(str) == method)]
+    if datasets is not None:
+        rows = rows[rows["dataset"].astype(str).isin([str(d) for d in datasets])]
+    if "status" in rows.columns:
+        rows = rows[rows["status"].fillna("").astype(str).str.strip().str.lower().isin(["", "ok"])]
+    if rows.empty:
+        return f"insufficient: no finished run of {method}"
+    reasons = rows["reason"].fillna("").astype(str) if "reason" in rows.columns else pd.Series([], dtype=str)
+    reasons = reasons[reasons.str.strip() != ""]
+    why = reasons.mode().iloc[0] if len(reasons) else "NaN on every dataset"
+    return f"insufficient: {metric} undefined for {method} ({why})"
 
 
 def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines: list[str],
@@ -277,7 +358,8 @@ def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines
         raise InputError(what, f"reference '{reference}' is also a baseline", "remove it from the baselines")
     if not metrics_list:
         raise InputError(what, "has an empty metric list", "list the metrics to compare")
-    means = seed_means(metrics)
+    metrics_list = expand_metrics(metrics_list, metrics["metric"].dropna().unique())
+    means = replicate_means(metrics, metrics_list, datasets)
     known = set(metrics["method"].astype(str))
     absent = [m for m in [reference, *baselines] if m not in known]
     if absent:
@@ -290,7 +372,7 @@ def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines
         # of every other baseline: it gets its own row and the others are tested without it.
         finished = set(means.loc[(means["metric"] == metric) & means["value"].notna(), "method"])
         present = [b for b in baselines if b in finished] if finished else baselines
-        wide = paired_values(means, metric, [reference, *present], datasets)
+        wide = paired_values(means, metric, [reference, *present])
         rows, decision = (decide_and_test(wide, reference, present, test=test, alpha=alpha, tukey=tukey,
                                           correction=correction) if present else ([], {"path": "insufficient"}))
         decision.update(metric=metric, datasets=list(wide.index))
@@ -298,8 +380,9 @@ def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines
         by_baseline = {row["baseline"]: row for row in rows}
         for b in baselines:
             row = by_baseline.get(b) or {"baseline": b, "delta": np.nan, "p_value": np.nan, "stars": "",
-                                         "test": f"insufficient: no finished run of {b}", "n_datasets": 0}
-            out.append({"comparison": comparison, "metric": metric, "reference": reference, **row})
+                                         "test": _no_value_label(metrics, metric, b, datasets), "n_datasets": 0}
+            out.append({"comparison": comparison, "metric": metric, "reference": reference, **row,
+                        "replicate": replicate_of(metric)})
     table = pd.DataFrame(out, columns=STATS_COLUMNS)
     table["n_datasets"] = table["n_datasets"].astype(int)
     table["p_value"] = table["p_value"].astype(float)
@@ -311,7 +394,7 @@ def decisions(table: pd.DataFrame) -> pd.DataFrame:
     """The per-metric decision record of a :func:`compare` result as a flat table."""
     rows = []
     for d in table.attrs.get("decisions", []):
-        row = {k: v for k, v in d.items() if k not in ("shapiro_p", "datasets")}
+        row = {k: v for k, v in d.items() if k not in ("shapiro_p", "datasets", "posthoc_statistic")}
         row["shapiro_min_p"] = min(d["shapiro_p"].values(), default=np.nan)
         row["datasets"] = ",".join(map(str, d.get("datasets", [])))
         rows.append(row)

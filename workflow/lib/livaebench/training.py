@@ -96,6 +96,7 @@ class EngineModel(nn.Module):
 
 
 OPTIMIZERS = ("adam", "amsgrad", "adadelta", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
 # Convergence record: the loss change is measured over this share of the epochs run (at least 2 epochs).
 CONVERGENCE_TAIL = 0.10
 
@@ -108,6 +109,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     optimizer: str = "adam"         # adam | amsgrad | adadelta | sgd (the original method's choice)
     momentum: float = 0.9           # sgd only
+    lr_schedule: str = "constant"   # constant | cosine: lr · ½(1 + cos(π (epoch − 1) / epochs)), set per epoch
     monitor: str = "val_loss"       # what early stopping watches: val_loss, loss (training) or a loss term's name
     grad_clip: float | None = 1.0  # max global gradient norm; None or <= 0: no clipping
     val_frac: float = 0.15          # 0: no validation, no early stopping
@@ -197,6 +199,8 @@ def torch_runtime(threads: int, seed: int, deterministic: bool = True) -> Iterat
 def _make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer {cfg.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule {cfg.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
     if cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     if cfg.optimizer == "sgd":
@@ -413,6 +417,9 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
     while not finished and epoch < cfg.epochs:
         epoch += 1
         t0 = time.perf_counter()
+        if cfg.lr_schedule == "cosine":  # a function of the epoch alone: a resumed run sets the same rates
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / cfg.epochs))
         model.train()
         perm = train_idx_cpu[torch.randperm(n_train, generator=batch_gen)].to(device)
         acc = None

@@ -9,6 +9,13 @@ dataset of the reference mapping. The restoration model is trained on the train 
 held-out category, supervised by a lineage-stage coordinate only (see :func:`add_stage`), as the paper
 restores a held-out time point by reconfiguring the timestamp coordinate of other cells.
 
+Every analysis model has the paper's 50 free continuous coordinates (the method's default; the
+workflow-wide ``latent_dim`` of the benchmark does not apply here) and reads the paper's input,
+log1p(normalize_total 1e4, exclude_highly_expressed) (:func:`livaebench.models.unicoord.model_input`).
+Generated cells are decoded from a seeded draw of the modified posterior, as the paper describes
+(:func:`livaebench.models.unicoord.posterior_sample`): the same seed gives the same cells, and two
+reconfigurations of the same cells share their noise, so their difference is the reconfiguration's.
+
 Figures are matplotlib ``Figure`` objects saved as PNG + PDF with the project's plotting helpers.
 """
 from __future__ import annotations
@@ -104,13 +111,16 @@ def add_stage(adata, key: str, stages: Mapping[str, float], dataset: str) -> Non
 
 
 # ---------------------------------------------------------------------------------------------- models
-def train_variant(adata, *, dataset: str, seed: int, outdir, overrides: Mapping[str, Any], latent_dim: int,
-                  threads: int = 1, device: str | None = None, log: logging.Logger | None = None) -> Path:
-    """Fit the registered ``unicoord`` method on ``adata`` (a subset of cells); the path of its model.pt."""
+def train_variant(adata, *, dataset: str, seed: int, outdir, overrides: Mapping[str, Any], threads: int = 1,
+                  device: str | None = None, log: logging.Logger | None = None) -> Path:
+    """Fit the registered ``unicoord`` method on ``adata`` (a subset of cells); the path of its model.pt.
+
+    No workflow-wide settings: the free continuous coordinates are the method's (the paper's 50) unless
+    ``overrides`` (the method's settings on the dataset) set ``latent_dim``."""
     from ..methods import fit_method
 
     fit_method("unicoord", adata, dataset=dataset, seed=seed, outdir=outdir, threads=threads,
-               overrides=dict(overrides), global_params={"latent_dim": latent_dim}, device=device, log=log)
+               overrides=dict(overrides), global_params={}, device=device, log=log)
     return Path(outdir) / "model.pt"
 
 
@@ -146,40 +156,47 @@ class Reference:
         return pd.DataFrame(cols)
 
     def reconfigure(self, x, discrete: Mapping[str, str] | None = None,
-                    continuous: Mapping[str, float | np.ndarray] | None = None) -> np.ndarray:
-        """Encode ``x``, set supervised coordinates (a category; a value in the obs column's units), decode.
+                    continuous: Mapping[str, float | np.ndarray] | None = None, *, seed: int = 0) -> np.ndarray:
+        """Encode ``x``, set supervised coordinates (a category; a value in the obs column's units, one for
+        all cells or one per cell), draw from the modified posterior with ``seed`` and decode.
 
-        Coordinates not set keep the cell's own values (discrete ones its hard one-hot).
+        Coordinates not set keep the cell's own posterior: continuous ones are drawn around their μ, discrete
+        ones from their probabilities; a set continuous coordinate is drawn around its new mean with the
+        cell's σ, a set discrete one is the category's one-hot.
         """
         import torch
 
-        mu, probs = self.encode(x)
+        from ..models.unicoord import posterior_sample
+
+        post = self.model.embed(self._tensor(x))
+        mu = post["mu"].clone()
         for key, value in (continuous or {}).items():
             if key not in self.continuous:
-                raise InputError(f"UniCoord model", f"'{key}' is not a supervised continuous coordinate "
+                raise InputError("UniCoord model", f"'{key}' is not a supervised continuous coordinate "
                                  f"(known: {', '.join(self.continuous) or 'none'})", "set one of those")
             i, mean, sd = self.continuous[key]
-            mu[:, i] = (np.asarray(value, dtype=np.float64) - mean) / sd
-        onehots = [np.eye(p.shape[1], dtype=np.float32)[p.argmax(axis=1)] for p in probs]
+            mu[:, i] = torch.as_tensor((np.asarray(value, dtype=np.float64) - mean) / sd, dtype=mu.dtype)
+        fixed = {}
         for key, category in (discrete or {}).items():
             if key not in self.discrete or category not in self.discrete[key]:
                 raise InputError("UniCoord model", f"'{key}={category}' is not a category of a supervised discrete "
                                  "coordinate", f"use one of: {', '.join(f'{k}={c}' for k, cs in self.discrete.items() for c in cs)}")
-            j = list(self.discrete).index(key)
-            onehots[j][:] = 0.0
-            onehots[j][:, self.discrete[key].index(category)] = 1.0
-        out = self.model.decode_latent(torch.as_tensor(mu, dtype=torch.float32),
-                                       [torch.as_tensor(o) for o in onehots])
-        return out.numpy()
+            fixed[list(self.discrete).index(key)] = self.discrete[key].index(category)
+        z, onehots = posterior_sample(mu, post["logvar"], post["probs"], seed=seed, fixed=fixed)
+        return self.model.decode_latent(z, onehots).numpy()
 
 
 def query_matrix(query, var_names: Sequence[str], what: str, log: logging.Logger | None = None) -> np.ndarray:
-    """A new dataset's log1p(normalize_total 1e4) values in the reference's gene order.
+    """A new dataset's model input (the paper's log1p(normalize_total 1e4, exclude_highly_expressed) over
+    the query's own genes) in the reference's gene order.
 
-    ``layers['lognorm']`` when the query has it, else computed from ``.X`` (raw counts). Genes are matched
-    by name; reference genes the query lacks are zero-filled, with a warning naming how many.
+    ``layers['lognorm']`` when the query has it (taken as already normalized), else computed from ``.X``
+    (raw counts). Genes are matched by name; reference genes the query lacks are zero-filled, with a
+    warning naming how many.
     """
     import scipy.sparse as sp
+
+    from ..models.unicoord import normalize_log1p
 
     if "lognorm" in query.layers:
         values = query.layers["lognorm"]
@@ -188,9 +205,7 @@ def query_matrix(query, var_names: Sequence[str], what: str, log: logging.Logger
         if counts.nnz and (counts.data < 0).any():
             raise InputError(what, ".X has negative values and there is no layers['lognorm']",
                              "give raw counts in .X or log-normalized values in layers['lognorm']")
-        lib = np.asarray(counts.sum(axis=1)).ravel()
-        values = sp.diags(1e4 / np.maximum(lib, 1.0)) @ counts
-        values.data = np.log1p(values.data)
+        values = normalize_log1p(counts)
     values = values.toarray() if sp.issparse(values) else np.asarray(values)
     names = pd.Index(map(str, query.var_names))
     if names.has_duplicates:
@@ -273,32 +288,35 @@ def nearest_category(profiles: np.ndarray, means: pd.DataFrame) -> np.ndarray:
 
 
 def reconfigure_cells(ref: Reference, x: np.ndarray, source_obs: pd.DataFrame, *, key: str, source: str,
-                      targets: Sequence[str], continuous: Mapping[str, float], var_names) -> "Any":
+                      targets: Sequence[str], continuous: Mapping[str, float], var_names, seed: int = 0) -> "Any":
     """Generated cells: the source cells with ``key`` set to each target category, and with each
-    continuous coordinate set to a value. obs: ``source``, ``target`` (category or 'key=value'), ``kind``,
-    ``cell`` (the source cell)."""
+    continuous coordinate set to a value, drawn from the modified posterior with ``seed`` (the same noise
+    for every target). obs: ``source``, ``target`` (category or 'key=value'), ``kind``, ``cell`` (the
+    source cell)."""
     import anndata as ad
 
     blocks, obs = [], []
     for target in targets:
-        blocks.append(ref.reconfigure(x, discrete={key: target}))
+        blocks.append(ref.reconfigure(x, discrete={key: target}, seed=seed))
         obs.append(pd.DataFrame({"source": source, "target": target, "kind": "discrete", "cell": source_obs.index}))
     for ckey, value in continuous.items():
-        blocks.append(ref.reconfigure(x, continuous={ckey: float(value)}))
+        blocks.append(ref.reconfigure(x, continuous={ckey: float(value)}, seed=seed))
         obs.append(pd.DataFrame({"source": source, "target": f"{ckey}={value:g}", "kind": "continuous",
                                  "cell": source_obs.index}))
     obs = pd.concat(obs, ignore_index=True)
     obs.index = [f"generated{i}" for i in range(len(obs))]
     gen = ad.AnnData(np.vstack(blocks).astype(np.float32), obs=obs, var=pd.DataFrame(index=list(map(str, var_names))))
-    gen.uns["unicoord"] = {"key": key, "note": ".X: decoded log1p(normalize_total 1e4) expression"}
+    gen.uns["unicoord"] = {"key": key, "seed": int(seed),
+                           "note": ".X: decoded log1p(normalize_total 1e4, exclude_highly_expressed) expression"}
     return gen
 
 
 def reconfiguration_table(gen, reconstructed: np.ndarray, means: pd.DataFrame, source: str) -> pd.DataFrame:
     """Per discrete target: does setting the coordinate move the cells toward the target's mean profile?
 
-    The reference point is each source cell's own reconstruction (decoded with its own coordinates), so
-    that what is measured is the effect of the reconfiguration, not the smoothing of decoding. Columns:
+    The reference point is each source cell's own reconstruction (decoded with its own coordinates and the
+    same posterior draw, i.e. the same seed), so that what is measured is the effect of the reconfiguration,
+    not the smoothing or the noise of decoding. Columns:
     ``movement_toward_target`` (mean decrease of the distance to the target's mean profile),
     ``moves_most_toward`` (the category with the largest decrease), ``shift_correlation`` (Pearson r
     between the mean shift and target mean − source mean), ``share_nearest_target`` (generated cells whose
@@ -406,10 +424,24 @@ def plot_dotplot(x: np.ndarray, groups: Sequence[str], genes: Sequence[str], var
 
 
 # ---------------------------------------------------------------------------------------------- 3. interpolation
-def interpolate(ref: Reference, x: np.ndarray, key: str, values: np.ndarray, var_names) -> pd.DataFrame:
-    """Mean decoded profile of the given cells with coordinate ``key`` set to each value (rows: values)."""
-    rows = [ref.reconfigure(x, continuous={key: float(v)}).mean(axis=0) for v in values]
-    return pd.DataFrame(np.vstack(rows), index=pd.Index(np.asarray(values, dtype=float), name=key),
+def jittered_values(observed: np.ndarray, jitter: float, seed: int) -> np.ndarray:
+    """The paper's interpolation values: each cell's own value plus a uniform draw in [−jitter, +jitter)
+    (the paper: timestamps ± 0.5 day), seeded."""
+    observed = np.asarray(observed, dtype=np.float64)
+    return observed + np.random.default_rng(seed).uniform(-jitter, jitter, size=observed.shape)
+
+
+def interpolate(ref: Reference, x: np.ndarray, key: str, values: np.ndarray, var_names, *, steps: int,
+                seed: int = 0) -> pd.DataFrame:
+    """Cells decoded with coordinate ``key`` set to ``values`` (one per cell: :func:`jittered_values`), drawn
+    from the modified posterior with ``seed``; the trajectory is their mean decoded profile in ``steps``
+    bins of equal cell count along the set value (rows; index: the bin's mean value)."""
+    values = np.asarray(values, dtype=np.float64)
+    profiles = ref.reconfigure(x, continuous={key: values}, seed=seed)
+    order = np.argsort(values, kind="stable")
+    bins = np.array_split(order, min(int(steps), len(values)))
+    return pd.DataFrame(np.vstack([profiles[b].mean(axis=0) for b in bins]),
+                        index=pd.Index([float(values[b].mean()) for b in bins], name=key),
                         columns=list(map(str, var_names)))
 
 

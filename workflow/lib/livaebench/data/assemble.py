@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..labels import observed_label_key
 from .geo import assemble_geo, extract_limits
 from .io import read_counts, validate_counts
 
@@ -32,11 +33,12 @@ def assemble_counts(row: dict, source_path: str | Path, *, seed: int = 0, log: l
                              **extract_limits(geo or {}))
     else:
         adata = read_counts(source_path, dataset=dataset, orientation=row.get("orientation") or "auto")
+    label_key = observed_label_key(row.get("label_key", ""))  # pseudo-labels come at preprocessing
     adata = validate_counts(adata, dataset=dataset, source=str(source_path),
-                            label_key=row.get("label_key", ""), batch_key=row.get("batch_key", ""))
+                            label_key=label_key, batch_key=row.get("batch_key", ""))
     adata = subsample_cells(adata, int(row["max_cells"]) if row.get("max_cells") else None, seed, log)
     adata.uns["livaebench"] = {"dataset": dataset, "modality": row["modality"],
-                               "label_key": row.get("label_key", ""), "batch_key": row.get("batch_key", "")}
+                               "label_key": label_key, "batch_key": row.get("batch_key", "")}
     if log:
         log.info(f"{dataset}: {adata.n_obs} cells x {adata.n_vars} features from {source_path}")
     return adata

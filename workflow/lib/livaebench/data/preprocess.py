@@ -3,7 +3,10 @@
 Output contract: ``.X`` dense float32 model input; ``.layers['counts']`` raw counts of the selected
 features (CSR float32, the likelihood target); ``.layers['lognorm']`` non-negative normalized values (CSR
 float32); ``.obs`` the input's columns for the kept cells; ``.uns['livaebench']`` = {dataset, modality,
-label_key, batch_key}; ``.uns['preprocess']`` the parameters and what QC removed.
+label_key, batch_key, label_note}; ``.uns['preprocess']`` the parameters and what QC removed. With a
+pseudo-label ``label_key`` (``pseudo:kmeans[:K]``, livaebench.labels) the labels are KMeans clusters of
+``layers['lognorm']`` in ``.obs['pseudo_kmeans']``, ``label_key`` names that column, ``label_note`` says
+"pseudo-labels (KMeans, k=K)" and ``.uns['pseudo_labels']`` holds the settings and cluster sizes.
 
 Decisions where the specification leaves room (docs/methods.md §1.5) (all logged when they act):
 - Library sizes (RNA normalize_total, ATAC term frequency) are taken over all features that pass QC,
@@ -34,6 +37,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import InputError
+from ..labels import (PSEUDO_COLUMN, PSEUDO_INPUT, as_categories, kmeans_pseudo_labels, observed_label_key,
+                      parse_label_key, pseudo_label_options, pseudo_note)
 from .io import select_modality_features, validate_counts
 
 _log = logging.getLogger("livaebench.data")
@@ -49,6 +54,7 @@ MIN_FEATURES = 10
 LOESS_MIN_CELLS = 10  # below these, scanpy's seurat_v3 loess fails or crashes the process (segfault)
 LOESS_MIN_GENES = 50
 MOST_REMOVED = 0.5  # QC removing more than this fraction of the cells is a WARNING
+DEFAULT_LATENT_DIM = 10  # k of ``pseudo:kmeans`` when no options are given (the workflow's default latent_dim)
 
 
 class _Reporter:
@@ -239,15 +245,25 @@ def _select_atac(counts: sp.csr_matrix, n: int, say, dataset: str) -> tuple[np.n
 
 def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str = "", batch_key: str = "",
                n_features: int | None = None, min_genes: int | None = None, min_cells: int = 3,
-               max_mito_pct: float | None = None, log=None) -> ad.AnnData:
+               max_mito_pct: float | None = None, pseudo_labels: dict | None = None, log=None) -> ad.AnnData:
     """QC, feature selection and normalization of a raw-count AnnData (docs/methods.md §1).
 
     ``n_features`` defaults to 5000 (RNA) / 10000 (ATAC) and is capped at what the data has (logged).
     ``min_genes`` is the minimum number of detected features per cell, default 200 for RNA and 1 for
     ATAC. ``log`` is a logging.Logger or a callable taking one string (warnings then start with
     "WARNING: "). The input is not modified.
+
+    ``label_key`` may be a pseudo-label spec (``pseudo:kmeans`` or ``pseudo:kmeans:K``); ``pseudo_labels``
+    then gives k, seed and n_init (``livaebench.labels.pseudo_label_options``; default: k from the spec, else
+    DEFAULT_LATENT_DIM, seed 0).
     """
     say = _Reporter(log)
+    pseudo = parse_label_key(label_key, f"dataset '{dataset}': label_key")
+    if pseudo is not None:
+        pseudo_labels = pseudo_labels or pseudo_label_options(label_key, latent_dim=DEFAULT_LATENT_DIM, seed=0)
+    elif pseudo_labels:
+        raise ValueError(f"{dataset}: pseudo_labels given but label_key {label_key!r} is not a pseudo-label spec")
+    spec, label_key = label_key, observed_label_key(label_key)
     if modality not in MODALITIES:
         raise InputError(f"dataset '{dataset}'", f"unknown modality '{modality}'", "use 'rna' or 'atac'")
     if min_genes is None:
@@ -333,15 +349,18 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
                     f"{n_cells_input}: {why}; min_genes={min_genes}, min_cells={min_cells}); if that is not "
                     "intended (e.g. a targeted panel of a few hundred genes), set min_genes"
                     f"{' (ATAC: min_peaks)' if modality == 'atac' else ''} for this dataset in the registry")
+    label_note = ""
+    if pseudo is not None:
+        label_key, label_note = _add_pseudo_labels(result, dataset, spec, pseudo_labels, say)
     for role, key in (("label", label_key), ("batch", batch_key)):
         if key:
-            levels = obs[key].dropna().nunique()
+            levels = result.obs[key].dropna().nunique()
             if levels < 2:
                 say.warning(f"{dataset}: {role} column '{key}' has {levels} distinct value(s) among the kept cells; "
                             + ("label-based scores (NMI, ARI) are degenerate" if role == "label"
                                else "batch-mixing scores (iLISI) are degenerate"))
     result.uns["livaebench"] = {"dataset": dataset, "modality": modality, "label_key": label_key or "",
-                                "batch_key": batch_key or ""}
+                                "batch_key": batch_key or "", "label_note": label_note}
     result.uns["preprocess"] = {
         "n_cells_input": n_cells_input, "n_features_input": n_features_input,
         "n_cells": int(result.n_obs), "n_features": int(result.n_vars),
@@ -357,6 +376,30 @@ def preprocess(adata: ad.AnnData, *, dataset: str, modality: str, label_key: str
         result.uns["provenance"] = adata.uns["provenance"]
     say(f"{dataset}: preprocessed {result.n_obs} cells x {result.n_vars} {modality} features")
     return result
+
+
+def _add_pseudo_labels(result: ad.AnnData, dataset: str, spec: str, options: dict, say) -> tuple[str, str]:
+    """KMeans pseudo-labels of the kept cells into ``obs[PSEUDO_COLUMN]`` and ``uns['pseudo_labels']``;
+    returns (label column, label note)."""
+    k, seed, n_init = int(options["k"]), int(options["seed"]), int(options["n_init"])
+    if k > result.n_obs:
+        raise InputError(f"dataset '{dataset}'", f"label_key {spec!r} asks for k = {k} pseudo-label clusters but "
+                         f"only {result.n_obs} cells pass QC", "write a smaller K (pseudo:kmeans:K) in the registry")
+    if PSEUDO_COLUMN in result.obs:
+        say.warning(f"{dataset}: the data's own obs column '{PSEUDO_COLUMN}' is replaced by the pseudo-labels")
+    clusters = kmeans_pseudo_labels(result.layers["lognorm"], k, seed, n_init)
+    sizes = np.bincount(clusters, minlength=k)
+    if (sizes == 0).any():  # KMeans finds fewer clusters where cells repeat exactly
+        say.warning(f"{dataset}: KMeans found {int((sizes > 0).sum())} distinct pseudo-label clusters of the "
+                    f"{k} requested (identical cells)")
+    result.obs[PSEUDO_COLUMN] = as_categories(clusters, k)
+    note = pseudo_note(k)
+    result.uns["pseudo_labels"] = {"spec": spec, "method": "kmeans", "k": k, "k_rule": str(options.get("k_rule", "")),
+                                   "seed": seed, "n_init": n_init, "input": PSEUDO_INPUT, "pca": False,
+                                   "column": PSEUDO_COLUMN, "cluster_sizes": sizes.astype(np.int64)}
+    say(f"{dataset}: label_key {spec}: {note} of {PSEUDO_INPUT} (no PCA, n_init={n_init}, seed={seed}) into "
+        f"obs['{PSEUDO_COLUMN}']; cluster sizes {', '.join(map(str, sizes))}")
+    return PSEUDO_COLUMN, note
 
 
 def _check_size(dataset: str, n_cells: int, n_features: int, n_req: int, stage: str, *, min_genes: int,

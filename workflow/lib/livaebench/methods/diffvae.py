@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from .engine import ENGINE_CHECKS, ENGINE_DEFAULTS, fit_engine_model
-from .registry import Check, FitContext, Resources, register
+from .registry import Check, Deviation, FitContext, Origin, Resources, register
 
 FAMILY = "diffvae"
 DIFFVAE_DEFAULTS = {**ENGINE_DEFAULTS, "epochs": 100, "batch_size": 128, "lr": 1e-3, "latent_dim": 50,
@@ -75,10 +75,42 @@ def run_graph_diffvae(ctx: FitContext) -> dict[str, np.ndarray]:
     return fit_engine_model(ctx, build_graph_diffvae)
 
 
+# DiffVAE paper (Bica, Andrés-Terré, Cvejic, Liò; Genome Biology 2020) and the authors' Keras code.
+DIFFVAE_SOURCE = "DiffVAE / Graph-DiffVAE (Bica et al., 2020)"
+DIFFVAE_URL = "https://github.com/ioanabica/DiffVAE"
+_NO_CLIP = Deviation("grad_clip", "1.0 (global norm)", "none (0)",
+                     "the shared engine's safeguard against a diverging step; inactive on almost every step", "none")
+_HEADS = Deviation("architecture", "linear mu / log sigma^2 heads, BatchNorm in the encoder only",
+                   "ReLU on the heads in the paper's text", "a ReLU on log sigma^2 forbids variances below 1, and "
+                   "decoder BatchNorm would make W1W2W3 no longer the decoder's linear part", "either")
+DIFFVAE_ORIGIN = Origin(DIFFVAE_SOURCE, DIFFVAE_URL,
+                        {"epochs": 100, "batch_size": 128, "lr": 1e-3, "optimizer": "adam", "weight_decay": 0.0,
+                         "grad_clip": 0.0, "val_frac": 0.0, "patience": 0, "latent_dim": 50, "mmd_weight": 1.0},
+                        budget="Adam lr 1e-3, batch 128, 100 epochs on all cells")
+DIFFVAE_DEVIATIONS = (
+    _NO_CLIP, _HEADS,
+    Deviation("val_frac", "0.15", "0 (all cells train)",
+              "the engine's early stopping needs held-out cells; the 100-epoch budget stays the limit", "either"),
+    Deviation("patience", "25 (restores the best validation epoch)", "none: 100 epochs",
+              "stops once the validation loss no longer improves (near epoch 40 on pancreas)", "either"),
+)
+GRAPH_DIFFVAE_ORIGIN = Origin(DIFFVAE_SOURCE, DIFFVAE_URL,
+                              {"epochs": 200, "lr": 1e-4, "optimizer": "adam", "weight_decay": 0.0, "grad_clip": 0.0,
+                               "val_frac": 0.0, "latent_dim": 50, "hidden": 512, "n_neighbors": 1},
+                              budget="Adam lr 1e-4, 200 full-graph epochs")
+GRAPH_DIFFVAE_DEVIATIONS = (
+    _NO_CLIP,
+    Deviation("graph loss", f"non-links estimated from neg_samples ({GRAPH_DIFFVAE_DEFAULTS['neg_samples']}) x n "
+              "random pairs per step", "the dense n x n weighted reconstruction",
+              "the dense adjacency needs n^2 memory (80 GB at 100k cells); the estimate has the same expectation",
+              "either"),
+)
+
 register("diffvae", FAMILY, run_diffvae, DIFFVAE_DEFAULTS, uses_gpu=True, modalities=("rna",),
          description="DiffVAE: MMD-VAE on min-max scaled log expression (Bernoulli decoder), latent 50",
-         pinned=("latent_dim",), artifacts=("model",), resources=DIFFVAE_RESOURCES, checks=DIFFVAE_CHECKS)
+         pinned=("latent_dim",), artifacts=("model",), resources=DIFFVAE_RESOURCES, checks=DIFFVAE_CHECKS,
+         origin=DIFFVAE_ORIGIN, deviations=DIFFVAE_DEVIATIONS)
 register("graph_diffvae", FAMILY, run_graph_diffvae, GRAPH_DIFFVAE_DEFAULTS, uses_gpu=True, modalities=("rna",),
          description="Graph-DiffVAE: GCN graph VAE on the Pearson correlation cell graph, full batch, latent 50",
          pinned=("latent_dim",), artifacts=("model",), resources=GRAPH_DIFFVAE_RESOURCES,
-         checks=GRAPH_DIFFVAE_CHECKS)
+         checks=GRAPH_DIFFVAE_CHECKS, origin=GRAPH_DIFFVAE_ORIGIN, deviations=GRAPH_DIFFVAE_DEVIATIONS)

@@ -33,7 +33,9 @@ def fit_engine_model(ctx: FitContext, build: Callable[[FitContext], tuple[Any, d
     """Train the model ``build`` makes on the engine, phase by phase; return its embeddings.
 
     Phases after the first get their own checkpoint folder (``phase_<name>/``), so an interrupted run
-    resumes inside the phase it was in. Writes the ``model`` artifact when the method declares one.
+    resumes inside the phase it was in. ``model.phases()`` is re-read after every phase: an iterative
+    model (scGNN) may end the list early once its own convergence rule is met. Writes the ``model``
+    artifact when the method declares one.
     """
     import torch
 
@@ -47,17 +49,21 @@ def fit_engine_model(ctx: FitContext, build: Callable[[FitContext], tuple[Any, d
                      next(iter(data.values())).shape[0])
         infos = []
         phases = model.phases()
-        for index, phase in enumerate(phases):
-            phase = dict(phase)
+        single = len(phases) == 1
+        index = 0
+        while index < len(phases):
+            phase = dict(phases[index])
             name = phase.pop("name")
             model.start_phase(name, data)
             outdir = Path(ctx.outdir) if index == 0 else Path(ctx.outdir) / f"phase_{name}"
             result = train(model, data, TrainConfig(**{**base, **phase}), seed=ctx.seed, outdir=outdir,
                            device=device, log=ctx.log, dataset=ctx.dataset,
-                           method=ctx.method if len(phases) == 1 else f"{ctx.method}:{name}",
+                           method=ctx.method if single else f"{ctx.method}:{name}",
                            progress=progress, fingerprint_extra={**model.describe(), "phase": name})
             infos.append(result.info)
             ctx.add_convergence(name, result.info["convergence"])
+            index += 1
+            phases = model.phases()  # re-read: an iterative model ends its list when it has converged
         latents = model.latents(data)
         if "model" in ctx.artifacts:
             torch.save({"state_dict": model.state_dict(), "config": model.describe(),

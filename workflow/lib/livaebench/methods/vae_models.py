@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import ENGINE_CHECKS, ENGINE_DEFAULTS, fit_engine_model
-from .registry import Check, FitContext, Resources, register
+from .registry import Check, Deviation, FitContext, Origin, Resources, register
 
 # The LiVAE trunk's parameters, on top of the engine's (ctx.params = both, updated by method_params).
 MODEL_DEFAULTS = {
@@ -52,6 +52,55 @@ def build_vae_model(ctx: FitContext, *, geo_pair: str = "bottleneck", regularize
     return LiVAE(config), data
 
 
+# The LiVAE paper's settings (its methods section; the early-stopping split and patience from the authors'
+# successor code): every variant is one of them with its defining changes.
+LIVAE_SOURCE = "LiVAE (Fu et al., Lorentz-regularized interpretable VAE; the seed paper of this benchmark)"
+LIVAE_URL = "https://github.com/PeterPonyu/LiVAE"
+LIVAE_ORIGINAL = {
+    "epochs": 400, "batch_size": 128, "lr": 1e-4, "weight_decay": 0.0, "grad_clip": 1.0, "optimizer": "adam",
+    "val_frac": 0.15, "patience": 25, **MODEL_DEFAULTS, "likelihood": "auto",
+}
+LIVAE_BUDGET = "Adam lr 1e-4, batch 128, <= 400 epochs, early stopping on a 15 % validation split (patience 25)"
+LIVAE_DEVIATIONS = (
+    Deviation("posterior scale", "sigma = exp(0.5 log sigma^2) in sampling and KL",
+              "softplus of the variance head in sampling, log-variance in the KL",
+              "the authors' KL is then not the KL of the distribution sampled", "either"),
+    Deviation("geodesic distance", "hyperbolic law of cosines on tangent vectors", "arcosh(-<a, b>_L)",
+              "the same distance; arcosh of the Lorentz product loses all precision for close points in float32",
+              "none"),
+)
+# The VAE-family baselines: each paper's regularizer on the LiVAE trunk, as the LiVAE paper compares them.
+_TRUNK = Deviation("architecture", "LiVAE trunk: 128-unit LayerNorm MLP encoder/decoder, NB (RNA) / ZINB (ATAC) "
+                   "likelihood on counts, the shared engine", "the original paper's image networks and "
+                   "Bernoulli/Gaussian decoders", "image architectures do not apply to count data; one trunk for "
+                   "every VAE isolates the regularizer", "either")
+_FAMILY_ORIGINS = {
+    "betavae": ("β-VAE (Higgins et al., ICLR 2017)", "https://openreview.net/forum?id=Sy2fzU9gl", {"beta": 4.0}),
+    "betatcvae": ("β-TCVAE (Chen et al., NeurIPS 2018)", "https://github.com/rtqichen/beta-tcvae",
+                  {"tc_beta": 6.0}),
+    "dipvae": ("DIP-VAE-II (Kumar et al., ICLR 2018)", "https://openreview.net/forum?id=H1kG7GZAW",
+               {"dip_lambda_od": 10.0, "dip_lambda_d": 10.0}),
+    # InfoVAE's NLL + (1 - α) KL + (α + λ - 1) MMD at α = 0, λ = 1000
+    "infovae": ("InfoVAE (Zhao et al., AAAI 2019)", "https://github.com/ShengjiaZhao/InfoVAE",
+                {"mmd_weight": 999.0}),
+}
+
+
+def _origin(name: str, family: str, params: dict, structure: dict) -> tuple[Origin, tuple[Deviation, ...]]:
+    """A variant's original: the LiVAE paper's settings plus the variant's defining changes; for the VAE family,
+    the regularizer's paper on the LiVAE trunk."""
+    if family == "vae_family":
+        source, url, own = _FAMILY_ORIGINS[name]
+        original = {**LIVAE_ORIGINAL, **_NO_BN, **own}
+        deviations = [_TRUNK]
+        if name == "infovae":
+            deviations.append(Deviation("mmd_weight", "1000", "999 (α + λ − 1 at α = 0, λ = 1000)",
+                                        "a round weight; 0.1 % apart", "none"))
+        return (Origin(f"{source}; as a baseline of the LiVAE paper", url, original,
+                       budget=f"as LiVAE: {LIVAE_BUDGET}"), tuple(deviations))
+    return (Origin(LIVAE_SOURCE, LIVAE_URL, {**LIVAE_ORIGINAL, **params}, budget=LIVAE_BUDGET), LIVAE_DEVIATIONS)
+
+
 def _register(name: str, family: str, description: str, *, params: dict | None = None,
               structure: dict | None = None) -> None:
     """``params``: the variant's defaults, pinned against workflow-wide settings (a global latent_dim does
@@ -61,8 +110,10 @@ def _register(name: str, family: str, description: str, *, params: dict | None =
     def run(ctx: FitContext) -> dict[str, np.ndarray]:
         return fit_engine_model(ctx, lambda c: build_vae_model(c, **structure))
 
+    origin, deviations = _origin(name, family, params, structure)
     register(name, family, run, {**COMMON_DEFAULTS, **params}, uses_gpu=True, description=description,
-             pinned=tuple(params), artifacts=("model",), resources=RESOURCES, checks=CHECKS)
+             pinned=tuple(params), artifacts=("model",), resources=RESOURCES, checks=CHECKS,
+             origin=origin, deviations=deviations)
 
 
 _NO_BN = {"w_bn": 0.0, "lam": 0.0}

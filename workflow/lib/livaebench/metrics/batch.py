@@ -18,8 +18,19 @@ import numpy as np
 import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
+from .requirements import Requirement
+
 N_NEIGHBORS = 90
 PERPLEXITY = 30.0
+
+# What iLISI needs (requirements.py; docs/methods.md §3.7): two batches, and a neighbourhood whose
+# perplexity reaches the number of batches, since the median LISI never exceeds the perplexity.
+REQUIREMENT = Requirement(
+    min_batches=2, cells="batch", perplexity_reaches_batches=True,
+    why="mixing needs 2 batches; the median LISI never exceeds the perplexity, so a perplexity below B "
+        "caps the scaled score under 1")
+REQUIREMENTS: dict[str, Requirement] = {"iLISI": REQUIREMENT, "iLISI_raw": REQUIREMENT,
+                                        "iLISI_n{s}": REQUIREMENT}
 
 
 def knn(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,23 +21,50 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
+from .requirements import Domain, Requirement
+
 # The silhouette is O(n²); beyond this many cells it is computed on a seeded subsample of this size.
 SILHOUETTE_MAX_CELLS = 20_000
 SILHOUETTE_WORKING_MB = 128
 LEIDEN_NEIGHBORS = 15
 LEIDEN_RESOLUTION = 1.0
+PIPELINES = ("KK", "KL", "LK", "LL")
+
+# What each metric needs to be defined (requirements.py; docs/methods.md §3.7). The panel checks these
+# before computing; a partition that comes out degenerate anyway is caught afterwards (partition_quality).
+_AGREEMENT = Requirement(
+    min_label_categories=2, cells="labelled",
+    why="agreement with a single label category is 0 or 1 whatever the embedding")
+_PARTITION = Requirement(
+    min_clusters=2, min_cells=3,
+    why="silhouette, Calinski–Harabasz and Davies–Bouldin compare 2..n − 1 clusters")
+_LEIDEN = Requirement(
+    min_label_categories=2, min_cells=3,
+    why="as NMI/ARI; a kNN graph needs 3 cells")
+REQUIREMENTS: dict[str, Requirement] = {
+    "NMI": _AGREEMENT, "ARI": _AGREEMENT, "AMI": _AGREEMENT,
+    "ASW": _PARTITION, "CAL": _PARTITION, "DAV": _PARTITION,
+    "COR": Requirement(min_dims=2, min_cells=3,
+                       why="a correlation between latent dimensions needs two of them; with 2 cells every r is ±1"),
+    "leiden_NMI": _LEIDEN, "leiden_ARI": _LEIDEN,
+    **{f"{p}_{s}": Requirement(min_label_categories=2, min_batches=2,
+                               why="clusters of several batches scored against labels")
+       for p in PIPELINES for s in ("ARI", "NMI")},
+}
 
 
 def coupling_degree(z: np.ndarray) -> float:
     """COR = (1/d) Σ_{i≠j} |r_ij|, r the Pearson correlation between latent dimensions.
 
     A constant dimension has no defined correlation; it is counted as uncorrelated (r = 0), since it
-    couples to nothing, and d still counts it.
+    couples to nothing, and d still counts it. Outside ``REQUIREMENTS['COR']`` (d < 2 or fewer than 3
+    cells) it raises ValueError.
     """
     z = np.asarray(z, dtype=np.float64)
+    unmet = REQUIREMENTS["COR"].unmet(Domain(dims=z.shape[1], cells={"all": len(z)}))
+    if unmet:
+        raise ValueError(f"COR {unmet}")
     d = z.shape[1]
-    if d < 2:
-        return 0.0
     sd = z.std(axis=0)
     live = sd > 0
     total = 0.0

@@ -34,8 +34,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.distance import cdist, pdist
 
+from .requirements import Requirement
+
 # Rows per block are chosen so that one block holds about this many distances per space.
 _BLOCK_ENTRIES = 2_000_000
+
+# What each score of a view needs (requirements.py; docs/methods.md §3.7), by metric suffix; the panel
+# adds the view's obsm key. Cells = the co-ranking subsample. The latent's dimension does not matter:
+# a 2-D latent is still re-embedded by UMAP / t-SNE, so no score is fixed by construction.
+_CORANKING = Requirement(min_cells=4, cells="dre", why="K = 1..n − 2 must hold a K_max and a K above it")
+REQUIREMENTS: dict[str, Requirement] = {
+    "dcorr": Requirement(min_cells=3, cells="dre", why="a rank correlation of 3 or more pairwise distances"),
+    "qlocal": _CORANKING, "qglobal": _CORANKING, "overall": _CORANKING, "kmax": _CORANKING,
+}
 
 
 def _as_float64(x: np.ndarray) -> np.ndarray:

@@ -4,6 +4,8 @@ Every score is a function of the eigenvalues λ₁ ≥ … ≥ λ_d of the sampl
 module has one entry point on eigenvalues (``intrinsic_from_eigenvalues``, testable on hand-built
 spectra) and one on data (``intrinsic_metrics``).
 
+The scores need d ≥ 3 and more cells than dimensions (``REQUIREMENT``); outside that they raise.
+
 Conventions where the spec leaves a choice:
 - covariance with ddof = 1 (``np.cov``); eigenvalues below 0 (rounding) are set to 0;
 - "Var" in the anisotropy term a₃ is the population variance (ddof = 0) of the d − 1 log-ratios;
@@ -16,9 +18,22 @@ from __future__ import annotations
 import numpy as np
 
 from ..results import INTRINSIC_METRICS
+from .requirements import Domain, Requirement
 
 EPS = 1e-12
 NAMES = INTRINSIC_METRICS
+EXTRAS = ("participation_norm",)
+
+# What the scores need (requirements.py; docs/methods.md §3.7). With d = 2 the normalized spectrum is one
+# number, r₁, and several scores are fixed by construction: the noise-resilience sum from λ₃ on is
+# empty (score 1), directionality = r₁ ≥ 0.5, the elbow and Kaiser efficiencies are 1, the decay term of
+# a two-point fit equals r₁, and a₃ is the variance of a single log-ratio (0). With n ≤ d cells the last
+# d − n + 1 eigenvalues are zero for want of cells, not because of the latent.
+REQUIREMENT = Requirement(
+    min_dims=3, more_cells_than_dims=True,
+    why="at d = 2 the spectrum is one number (r₁) and several scores are fixed by construction; "
+        "with n ≤ d cells the last eigenvalues are 0 for want of cells")
+REQUIREMENTS: dict[str, Requirement] = {name: REQUIREMENT for name in (*NAMES, *EXTRAS)}
 
 
 def covariance_spectrum(z: np.ndarray) -> np.ndarray:
@@ -40,8 +55,8 @@ def intrinsic_from_eigenvalues(eigenvalues) -> dict[str, float]:
     """The eight intrinsic scores from a covariance spectrum (any order; sorted descending here)."""
     lam = np.sort(np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None))[::-1]
     d = lam.size
-    if d < 2:
-        raise ValueError(f"intrinsic metrics need a latent of at least 2 dimensions, got {d}")
+    if d < REQUIREMENT.min_dims:
+        raise ValueError(f"intrinsic scores: needs >= {REQUIREMENT.min_dims} latent dimensions (latent has {d})")
     total = lam.sum()
     if total <= 0:
         raise ValueError("the latent has zero variance in every dimension")
@@ -104,5 +119,12 @@ def intrinsic_from_eigenvalues(eigenvalues) -> dict[str, float]:
 
 
 def intrinsic_metrics(z: np.ndarray) -> dict[str, float]:
-    """The eight intrinsic scores of a latent ``z`` (cells × d), plus the extra ``participation_norm``."""
+    """The eight intrinsic scores of a latent ``z`` (cells × d), plus the extra ``participation_norm``.
+
+    Outside ``REQUIREMENT`` (d < 3, or no more cells than dimensions) it raises ValueError with the reason.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    unmet = REQUIREMENT.unmet(Domain(dims=z.shape[1], cells={"all": z.shape[0]}))
+    if unmet:
+        raise ValueError(f"intrinsic scores: {unmet}")
     return intrinsic_from_eigenvalues(covariance_spectrum(z))

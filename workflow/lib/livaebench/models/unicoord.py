@@ -4,7 +4,8 @@ The latent of a cell is ``[supervised continuous | diffusion | free continuous |
 variable]``. Supervised continuous coordinates are tied to numeric ``obs`` columns (regression of
 their μ onto the z-scored value), supervised discrete ones to categorical columns (cross-entropy);
 setting a coordinate and decoding is "in silico reconfiguration". Input and reconstruction target are
-log1p(normalize_total 1e4) values (the preprocessed ``layers['lognorm']``).
+the paper's log1p(normalize_total 1e4, exclude_highly_expressed) values of the selected genes
+(:func:`model_input`: genes above 5 % of a cell's counts in any cell leave the size factors).
 
 Loss per minibatch (per-cell means), weighted in :attr:`UniCoord.loss_weights` and divided by the
 number of genes G as in the authors' code::
@@ -14,12 +15,15 @@ number of genes G as in the authors' code::
 
 with the capacity C(t) rising linearly from 0 to ``capacity`` nats over ``capacity_steps`` optimisation
 steps, set by :meth:`UniCoord.on_step` from the engine's global step (so a resumed run continues the
-schedule exactly).
+schedule exactly). The discrete channels' capacity is C(t) capped at Σ_k log K_k, the most their KL to
+the uniform priors can be (joint-VAE capacity control, as in the authors' code).
 
 Deviations from the authors' code (docs/methods.md §6.4):
 
-* inference (embeddings, label prediction, decoding) runs in ``eval()`` mode: dropout off, continuous
-  coordinates at their mean, discrete ones hard one-hot (argmax); the authors leave dropout on;
+* inference (embeddings, label prediction, decoding) runs in ``eval()`` mode: dropout off; the
+  embedding is μ and the discrete probabilities; generated cells are decoded from a seeded sample of
+  the (modified) posterior, :func:`posterior_sample`, as the paper describes (the authors' package
+  decodes μ and the argmax one-hot, with dropout left on);
 * the cross-entropy receives the logits (the authors apply softmax twice);
 * no chunked training: ``epochs`` passes over all training cells, the same number of optimisation
   steps as the authors' 100 epochs per 20,000-cell chunk (the order of the minibatches differs);
@@ -28,7 +32,8 @@ Deviations from the authors' code (docs/methods.md §6.4):
 * hierarchical term: −Σ_p (q_child · M)_p log q_parent,p, M the child→parent map (each child
   category's most frequent parent), a cross-entropy between the child probabilities aggregated
   through the tree and the parent head; its weight (default 100) is not given by the paper;
-* unlabelled cells (NaN in a supervised column) contribute no regression/classification term.
+* unlabelled cells (NaN in a supervised column) contribute no regression/classification term;
+* supervised continuous coordinates regress onto the z-scored obs value (the authors: the raw value).
 """
 from __future__ import annotations
 
@@ -43,6 +48,8 @@ from torch.nn import functional as F
 from ..training import EngineModel
 
 RARE = "rare"
+TARGET_SUM = 1e4
+MAX_FRACTION = 0.05  # scanpy's normalize_total(exclude_highly_expressed=True) threshold
 
 
 def gumbel_softmax_sample(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -67,6 +74,31 @@ def capacity_at(step: int, capacity: float, capacity_steps: int) -> float:
     if capacity_steps <= 0:
         return float(capacity)
     return float(capacity) * min(1.0, step / capacity_steps)
+
+
+def max_discrete_capacity(sizes) -> float:
+    """Σ_k log K_k: the largest KL a set of categorical posteriors can have from their uniform priors."""
+    return float(sum(math.log(k) for k in sizes))
+
+
+def posterior_sample(mu: torch.Tensor, logvar: torch.Tensor, probs: list[torch.Tensor], *, seed: int,
+                     fixed: Mapping[int, int] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A seeded draw from the posterior: z = μ + σ·ε and, per discrete variable, a category drawn from its
+    probabilities (one-hot; Gumbel-max). ``fixed`` {variable index: category} sets variables to a category.
+
+    The same seed on the same cells gives the same draw, and every variable's noise is drawn whether it is
+    fixed or not, so two reconfigurations of the same cells share their noise (a paired comparison).
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    z = mu + torch.randn(mu.shape, generator=gen, dtype=mu.dtype) * (0.5 * logvar).exp()
+    onehots = []
+    for j, p in enumerate(probs):
+        u = torch.rand(p.shape, generator=gen, dtype=p.dtype).clamp_(1e-10, 1.0 - 1e-7)
+        pick = (p.clamp_min(1e-30).log() - torch.log(-torch.log(u))).argmax(dim=1)
+        if fixed and j in fixed:
+            pick = torch.full_like(pick, int(fixed[j]))
+        onehots.append(F.one_hot(pick, p.shape[1]).to(mu.dtype))
+    return z, onehots
 
 
 def soft_neighbour_average(z_free: torch.Tensor, z_diff: torch.Tensor, bandwidth: float) -> torch.Tensor:
@@ -118,6 +150,7 @@ class UniCoord(EngineModel):
             self.register_buffer(f"tree_{j}", m)
             self.tree.append((child, parent, f"tree_{j}"))
         self.capacity = 0.0
+        self.max_disc_capacity = max_discrete_capacity(self.disc_sizes)
 
     # ------------------------------------------------------------------ engine interface
     @property
@@ -129,6 +162,11 @@ class UniCoord(EngineModel):
 
     def on_step(self, step: int) -> None:
         self.capacity = capacity_at(step, self.hyper["capacity"], int(self.hyper["capacity_steps"]))
+
+    @property
+    def disc_capacity(self) -> float:
+        """The discrete channels' capacity: C(t), never above Σ_k log K_k."""
+        return min(self.capacity, self.max_disc_capacity)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         h = self.encoder(x)
@@ -176,30 +214,32 @@ class UniCoord(EngineModel):
             aggregated = F.softmax(logits[child], dim=1) @ getattr(self, name)
             hierarchical = hierarchical - (aggregated * F.log_softmax(logits[parent], dim=1)).sum(dim=1).mean()
         c = self.capacity
-        return {"recon": recon, "kl_cont": (kl_cont - c).abs(), "kl_disc": (kl_disc - c).abs() if logits else zero,
+        kl_disc = (kl_disc - self.disc_capacity).abs() if logits else zero
+        return {"recon": recon, "kl_cont": (kl_cont - c).abs(), "kl_disc": kl_disc,
                 "regression": regression, "classification": classification, "diffusion": diffusion,
                 "hierarchical": hierarchical}
 
     # ------------------------------------------------------------------ inference (eval mode)
     @torch.no_grad()
     def embed(self, x: torch.Tensor, batch_size: int = 1024) -> dict[str, torch.Tensor]:
-        """μ of the continuous coordinates and softmax probabilities of each discrete variable."""
+        """μ and log σ² of the continuous coordinates and softmax probabilities of each discrete variable."""
         self.eval()
-        mus, probs = [], [[] for _ in self.disc_sizes]
+        mus, logvars, probs = [], [], [[] for _ in self.disc_sizes]
         device = next(self.parameters()).device
         for chunk in torch.split(x, batch_size):
-            mu, _, logits = self.encode(chunk.to(device))
+            mu, logvar, logits = self.encode(chunk.to(device))
             mus.append(mu.cpu())
+            logvars.append(logvar.cpu())
             for i, lg in enumerate(logits):
                 probs[i].append(F.softmax(lg, dim=1).cpu())
-        return {"mu": torch.cat(mus), "probs": [torch.cat(p) for p in probs]}
+        return {"mu": torch.cat(mus), "logvar": torch.cat(logvars), "probs": [torch.cat(p) for p in probs]}
 
     @torch.no_grad()
-    def decode_latent(self, mu: torch.Tensor, onehots: list[torch.Tensor], batch_size: int = 1024) -> torch.Tensor:
+    def decode_latent(self, z: torch.Tensor, onehots: list[torch.Tensor], batch_size: int = 1024) -> torch.Tensor:
         """Expression decoded (eval mode) from continuous coordinates and one-hot discrete ones."""
         self.eval()
         device = next(self.parameters()).device
-        z = torch.cat([mu, *onehots], dim=1)
+        z = torch.cat([z, *onehots], dim=1)
         return torch.cat([self.decode(chunk.to(device)).cpu() for chunk in torch.split(z, batch_size)])
 
     def latents(self, data: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -221,21 +261,42 @@ def load_unicoord(path, device: str | None = "cpu") -> tuple[UniCoord, dict[str,
 
 
 # ---------------------------------------------------------------------------- data → layout and tensors
-def lognorm_matrix(adata, what: str) -> np.ndarray:
-    """Dense float32 log1p(normalize_total 1e4) values: the preprocessed ``layers['lognorm']``."""
+def normalize_log1p(counts, totals=None, max_fraction: float = MAX_FRACTION) -> np.ndarray:
+    """Dense float32 log1p(normalize_total 1e4) with highly expressed genes left out of the size factors,
+    as scanpy's ``normalize_total(target_sum=1e4, exclude_highly_expressed=True)`` then ``log1p``.
+
+    ``totals``: each cell's count over all genes (default: the row sums of ``counts``). A gene whose count
+    exceeds ``max_fraction`` of a cell's total in any cell is excluded; a cell's size factor is its total
+    minus its counts of the excluded genes. With ``counts`` a subset of the genes this is exact when every
+    highly expressed gene is in the subset.
+    """
     import scipy.sparse as sp
 
+    x = sp.csr_matrix(counts, dtype=np.float64)
+    totals = np.asarray(x.sum(axis=1)).ravel() if totals is None else np.asarray(totals, dtype=np.float64)
+    above = x.multiply(1.0 / np.where(totals > 0, totals, 1.0)[:, None]).tocsr() > max_fraction
+    excluded = np.asarray(above.sum(axis=0)).ravel() > 0
+    library = totals - np.asarray(x[:, excluded].sum(axis=1)).ravel()
+    out = sp.csr_matrix(x.multiply(TARGET_SUM / np.where(library > 0, library, 1.0)[:, None]))
+    np.log1p(out.data, out=out.data)  # log1p(0) = 0: only the stored values change
+    return out.astype(np.float32).toarray()
+
+
+def model_input(adata, what: str) -> np.ndarray:
+    """UniCoord's input of a preprocessed AnnData: :func:`normalize_log1p` of ``layers['counts']`` with the
+    cells' totals over all genes (``obs['total_counts']``, written by the preprocessing)."""
     from ..errors import InputError
 
-    if "lognorm" not in adata.layers:
-        raise InputError(what, "has no layers['lognorm'] (log1p of counts normalized to 10,000)",
+    if "counts" not in adata.layers or "total_counts" not in adata.obs:
+        raise InputError(what, "has no layers['counts'] and obs['total_counts'] (raw counts and each cell's total)",
                          "use the output of the preprocessing step (results/data/{dataset}/preprocessed.h5ad)")
-    x = adata.layers["lognorm"]
-    x = np.ascontiguousarray(x.toarray() if sp.issparse(x) else np.asarray(x), dtype=np.float32)
-    if not np.isfinite(x).all() or (x < 0).any():
-        raise InputError(what, "layers['lognorm'] has negative or non-finite values",
-                         "re-run preprocessing; log-normalized values are finite and non-negative")
-    return x
+    counts = adata.layers["counts"]
+    values = counts.data if hasattr(counts, "data") and not isinstance(counts, np.ndarray) else np.asarray(counts)
+    totals = adata.obs["total_counts"].to_numpy(dtype=np.float64)
+    if (np.asarray(values) < 0).any() or not np.isfinite(totals).all() or (totals <= 0).any():
+        raise InputError(what, "layers['counts'] has negative values or obs['total_counts'] is not positive",
+                         "re-run preprocessing on raw counts")
+    return normalize_log1p(counts, totals)
 
 
 def _obs_column(adata, key: str, what: str, kind: str, dataset: str):

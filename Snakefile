@@ -20,6 +20,8 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/summary.smk"
+include: "workflow/rules/site.smk"
 include: "workflow/rules/analyses_interpret.smk"
 include: "workflow/rules/analyses_unicoord.smk"
 include: "workflow/rules/analyses_diffvae.smk"
@@ -33,5 +35,7 @@ rule all:
         "results/stats/fairness.tsv",  # each method's budget against its original's
         comparison_targets(),
         figure_targets(),
+        summary_targets(),  # the ranked summary per modality, controls as rows
         ANALYSIS_TARGETS,
         "results/benchmarks/rules.tsv",
+        site_targets(),  # the results site (results/site/index.html) and its zip

@@ -8,7 +8,11 @@ with step(snakemake.log[0]):
     from livaebench.plotting import umap_grid
 
     row = snakemake.params.row
-    embeddings = {m: ad.read_h5ad(p) for m, p in zip(snakemake.params.methods, snakemake.input)}
+    from livaebench.methods.controls import CONTROLS
+
+    # controls are marked with their role in the panel titles (docs/methods.md §8)
+    embeddings = {(f"{m}\n({CONTROLS[m]} control)" if m in CONTROLS else m): ad.read_h5ad(p)
+                  for m, p in zip(snakemake.params.methods, snakemake.input)}
     # a pseudo-label row (label_key pseudo:kmeans[:K]) colours by its obs column, named in the title
     color_keys = [key for key in (label_column(row["label_key"]), row["batch_key"]) if key]
     notes = {a.uns.get("livaebench", {}).get("label_note", "") for a in embeddings.values()} - {""}

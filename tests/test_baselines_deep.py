@@ -14,6 +14,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -113,8 +114,6 @@ def _same(a, b) -> bool:
 
 
 def _phase_log(outdir, phase):
-    import pandas as pd
-
     return pd.read_csv(outdir / f"phase_{phase}" / "train_log.tsv", sep="\t")
 
 
@@ -211,14 +210,15 @@ class Interrupted(Exception):
 
 
 def test_scdeepcluster_resumed_inside_the_clustering_phase_stops_the_same_way(fits, tiny_rna, tmp_path, monkeypatch):
-    """Interrupted after clustering epoch 1: the resumed run must carry the stop rule's state (the last
-    assignments) to stop at the same epoch with the same embedding."""
+    """Interrupted one clustering epoch before the rule ends the phase: the resumed run must carry the rule's
+    state (the assignments after that epoch) to take the same decision at the same epoch."""
     (whole, outdir), _ = fits["scdeepcluster"]
     whole_record = json.loads((outdir / "convergence.json").read_text())[-1]
-    assert whole_record["epochs_run"] >= 2
+    stop_at = whole_record["epochs_run"] - 1
+    assert stop_at >= 1
 
     def interrupt(epoch, row, *, method):
-        if method.endswith(":cluster") and epoch == 1:
+        if method.endswith(":cluster") and epoch == stop_at:
             raise Interrupted
 
     def train(*args, **kwargs):
@@ -233,9 +233,13 @@ def test_scdeepcluster_resumed_inside_the_clustering_phase_stops_the_same_way(fi
     monkeypatch.undo()
     resumed = fit_method("scdeepcluster", tiny_rna, dataset="pancreas", seed=0, outdir=tmp_path,
                          overrides=overrides, global_params=GLOBAL)
-    assert json.loads((tmp_path / "phase_cluster" / "train_info.json").read_text())["resumed_from_epoch"] == 1
+    info = json.loads((tmp_path / "phase_cluster" / "train_info.json").read_text())
+    assert info["resumed_from_epoch"] == stop_at
     assert _same(json.loads((tmp_path / "convergence.json").read_text())[-1], whole_record)
     assert np.array_equal(resumed["X_latent"], whole["X_latent"])
+    saved = [torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (outdir, tmp_path)]
+    assert torch.equal(saved[0]["last_labels"], saved[1]["last_labels"])
+    assert float(saved[0]["label_change"]) == float(saved[1]["label_change"])
 
 
 def test_wrong_modality_and_bad_parameters_fail_with_one_line(tiny_atac, tiny_rna, tmp_path):
@@ -341,7 +345,8 @@ def test_wrapped_normal_density_by_change_of_variables(d):
     """log q(z) against a brute-force density: the base normal at v divided by the Jacobian determinant of
     v -> Poincaré-ball coordinates of z (autograd) and the ball's volume element (2 / (1 − ‖p‖²))^d."""
     model = SCDHMap(SCDHMapConfig(n_input=5, latent_dim=d)).double()
-    m, sigma = _tangents(4, d, 5, 1.5), torch.rand(4, d, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) + 0.3
+    m = _tangents(4, d, 5, 1.5)
+    sigma = torch.rand(4, d, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) + 0.3
     torch.manual_seed(7)
     z, log_q = model.sample_posterior(m, sigma)
     torch.manual_seed(7)

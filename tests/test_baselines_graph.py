@@ -89,7 +89,8 @@ def test_train_logs_and_model_artifact(fitted):
     else:
         logs, columns, epochs = [outdir / "train_log.tsv"], [["infonce"]], [FAST[name]["epochs"]]
         # the authors' optimizer: SGD with momentum 0.9 (a phase setting: "momentum" among the parameters is MoCo's)
-        assert (model["train_info"][0]["config"]["optimizer"], model["train_info"][0]["config"]["momentum"]) == ("sgd", 0.9)
+        config = model["train_info"][0]["config"]
+        assert (config["optimizer"], config["momentum"]) == ("sgd", 0.9)
     for log, cols, n_epochs in zip(logs, columns, epochs):
         header, rows = _log(log)
         assert all(c in header for c in cols), (log, header)
@@ -140,7 +141,8 @@ def test_scgnn_graph_change_and_stop_threshold_match_hand_computations():
     a_norm = a / a.sum(axis=0, keepdims=True)
     b_norm = b / b.sum(axis=0, keepdims=True)
     np.testing.assert_allclose(column_normalized(sp.csr_matrix(b)).toarray(), b_norm)
-    # mean |A'_t - A'_{t-1}| with A' = λ L0 + (1 - λ) Ã: first iteration against A'_0 = L0, later ones against Ã_{t-1}
+    # mean |A'_t - A'_{t-1}| with A' = λ L0 + (1 - λ) Ã: the first iteration against A'_0 = L0, later ones
+    # against Ã_{t-1}
     lam = 0.3
     first = np.abs(lam * lap + (1 - lam) * b_norm - lap).mean()
     later = np.abs((lam * lap + (1 - lam) * b_norm) - (lam * lap + (1 - lam) * a_norm)).mean()

@@ -174,3 +174,20 @@ def test_empty_inputs_still_give_a_readable_figure(tmp_path):
                             out_png=tmp_path / "none_delta.png", title="nothing")
     assert_outputs(tmp_path / "none_delta.png")
     assert "no metric with paired values" in [t.get_text() for ax in fig.get_axes() for t in ax.texts]
+
+
+def test_a_baseline_failed_everywhere_leaves_the_other_boxes_and_is_named(tmp_path):
+    table = metric_table(metrics=["NMI", "ASW"])
+    failed = pd.DataFrame([{"dataset": f"ds{d}", "method": "kernelpca", "seed": 0, "metric": None, "value": None,
+                            "status": "failed", "reason": "ValueError: bad kernel"} for d in range(6)])
+    table = pd.concat([table.assign(status="ok", reason=""), failed], ignore_index=True)
+    fig = pl.delta_boxplots(table, reference="livae", baselines=["vae", "kernelpca"], metrics_list=["NMI", "ASW"],
+                            out_png=tmp_path / "delta.png", title="Δ")
+    axes = visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["NMI  (n=6)", "ASW  (n=6)"]
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["vae"]
+    assert "kernelpca on ds0 (ValueError: bad kernel)" in fig.get_suptitle()
+    fig = pl.metric_boxplots(table, reference="livae", baselines=["vae", "kernelpca"], stats=None,
+                             out_png=tmp_path / "box.png", title="boxes")
+    assert "n = 6 datasets" in fig.get_suptitle()
+    assert "kernelpca on ds0" in fig.legends[0].get_title().get_text()

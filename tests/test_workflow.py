@@ -45,7 +45,10 @@ def test_default_dry_run_plans_every_dataset_and_method():
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     n_datasets = len(pd.read_csv(REPO / config["datasets"], sep="\t"))
-    expected_runs = n_datasets * len(config["methods"]) * len(config["seeds"])
+    from livaebench.methods.controls import CONTROLS
+
+    assert config["summary"]["controls"]  # every shipped dataset has labels: each control runs on each
+    expected_runs = n_datasets * (len(config["methods"]) + len(CONTROLS)) * len(config["seeds"])
     # one train rule per artifact signature: classical methods declare none, neural ones their model
     trains = sum(n for rule, n in counts.items() if rule.startswith("train"))
     assert trains == counts["embed"] == counts["evaluate"] == expected_runs
@@ -187,13 +190,53 @@ def test_end_to_end_metrics_stats_figures(finished_run):
     assert "FAILED" in log[-1] and "Fix:" in log[-1]
     rules = pd.read_csv(finished_run / "results/benchmarks/rules.tsv", sep="\t").set_index("rule")
     assert {"train", "embed", "evaluate", "preprocess", "plot_comparison"} <= set(rules.index)  # train: every train rule
-    assert rules.loc["embed", "jobs"] == 18 and (rules["total_s"] > 0).all()  # 6 methods x 3 datasets
+    assert rules.loc["embed", "jobs"] == 30 and (rules["total_s"] > 0).all()  # (6 methods + 4 controls) x 3 datasets
     sweep = pd.read_csv(finished_run / "results/stats/sweep_lambda.tsv", sep="\t")
     assert (sweep["test"] == "none").all() and sweep["p_value"].isna().all()  # Δ only, as the paper's sweeps
     for figure in ["livae_vs_baselines/boxplots", "livae_vs_baselines/delta", "umap/pancreas", "umap/cellbench",
                    "ilisi_subsample", "sweep_lambda/sensitivity"]:
         assert (finished_run / f"results/figures/{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (finished_run / f"results/figures/{figure}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.workflow
+def test_end_to_end_summary(finished_run):
+    """Issue 16: the ranked summary of each modality, controls as marked rows, the failed method scored 0, the
+    figures; the numbers are those of livaebench.summary on this run's all.tsv (tests/test_summary.py checks
+    that against a hand computation)."""
+    from livaebench.methods.controls import CONTROLS
+    from livaebench.results import read_metrics
+    from livaebench.summary import summarize
+
+    metrics = read_metrics(finished_run / "results/metrics/all.tsv")
+    for modality, datasets, batch in (("rna", ["pancreas", "cellbench"], True), ("atac", ["atac_bmmc"], True)):
+        board = pd.read_csv(finished_run / f"results/summary/{modality}.tsv", sep="\t")
+        assert list(board.columns) == ["method", "family", "control", "n_datasets", "score_clustering", "score_umap",
+                                       "score_tsne", "score_manifold", "score_intrinsic", "score_batch", "overall",
+                                       "mean_rank", "rank"]
+        methods = {"pca", "nmf", "kernelpca", "livae", "vae", "livae_lambda1"}
+        rows = board.set_index("method")
+        assert set(rows.index) >= set(CONTROLS) and set(rows.index) - set(CONTROLS) <= methods
+        assert rows.loc[list(CONTROLS), "control"].tolist() == [CONTROLS[c] for c in CONTROLS]
+        assert rows.loc[list(CONTROLS), "rank"].isna().all() and (rows.loc[list(CONTROLS), "family"] == "control").all()
+        ranked = board[board["control"] == "none"]
+        assert sorted(ranked["rank"]) == ranked["rank"].tolist() and ranked["rank"].iloc[0] == 1
+        assert (rows["n_datasets"] == len(datasets)).all()
+        # the failed method scores as the negative control and ranks last on every dataset
+        assert rows.loc["kernelpca", "overall"] == 0 and rows.loc["kernelpca", "mean_rank"] == ranked["mean_rank"].max()
+        expected, _ = summarize(metrics, datasets=datasets, families=rows["family"].to_dict())
+        assert board[["method", "family", "control"]].equals(expected[["method", "family", "control"]])
+        for column in board.columns[3:]:
+            np.testing.assert_allclose(board[column].astype(float), expected[column].astype(float), rtol=1e-9)
+        long = pd.read_csv(finished_run / f"results/summary/{modality}_scores.tsv", sep="\t")
+        assert list(long.columns) == ["dataset", "method", "family", "control", "category", "metric", "raw", "scaled"]
+        assert set(long["dataset"]) == set(datasets) and {"category", "overall"} <= set(long["metric"])
+        assert long["scaled"].dropna().between(0, 1).all()
+        for suffix in ("", "_cd"):
+            assert (finished_run / f"results/summary/{modality}{suffix}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert (finished_run / f"results/summary/{modality}{suffix}.pdf").read_bytes()[:5] == b"%PDF-"
+    log = (finished_run / "logs/summary/atac_cd.log").read_text()
+    assert "N=1" in log and "no Friedman test" in log  # one ATAC dataset: the diagram says why there is no CD
 
 
 @pytest.mark.workflow
@@ -225,7 +268,8 @@ def test_end_to_end_convergence_and_fairness(finished_run):
 
     fairness = pd.read_csv(finished_run / "results/stats/fairness.tsv", sep="\t")
     assert list(fairness.columns) == FAIRNESS_COLUMNS
-    assert sorted(fairness["method"]) == sorted(["pca", "nmf", "kernelpca", "livae", "vae", "livae_lambda1"])
+    assert sorted(fairness["method"]) == sorted(["pca", "nmf", "kernelpca", "livae", "vae", "livae_lambda1",
+                                                 "ctrl_random", "ctrl_shuffled", "ctrl_labels", "ctrl_pca"])
     rows = fairness.set_index("method")
     assert "epochs=3" in rows.loc["livae", "settings_run"] and "epochs" in rows.loc["livae", "settings_differing"]
     assert rows.loc["livae", "epochs_run"].endswith("/3") and rows.loc["vae", "under_trained_runs"].endswith("of 3")
@@ -241,6 +285,38 @@ def test_end_to_end_convergence_and_fairness(finished_run):
     for r in flagged.itertuples():
         assert f"{r.dataset}/{r.method}/seed{r.seed}" in html
     assert "fairness.tsv" in html and "convergence.tsv" in html
+    # issue 16: the tables and the zipped results site are in the report too
+    assert all(name in html for name in ("all.tsv", "livae_vs_baselines.tsv", "site.zip"))
+
+
+@pytest.mark.workflow
+@pytest.mark.browser
+def test_end_to_end_site_in_browser(finished_run, tmp_path):
+    """The results site of this run (rule site, in the default run) in a real headless Chromium: a page per
+    dataset and comparison family, controls marked, every page from file:// without a console error, every
+    link and image resolving, the leaderboard sorted and filtered; screenshots in tmp_path/screenshots."""
+    from site_checks import browser, check_family_filter, check_sort, column_values, crawl, open_page
+
+    site = finished_run / "results/site"
+    names = {p.name for p in site.glob("*.html")}
+    assert names == {"index.html", "fairness.html", "cost.html",
+                     *(f"dataset_{d}.html" for d in ("pancreas", "cellbench", "atac_bmmc")),
+                     *(f"comparison_{c}.html" for c in ("livae_vs_baselines", "livae_vs_vae_atac", "sweep_lambda"))}
+    for name in names - {"index.html", "fairness.html", "cost.html"}:
+        assert "control-negative" in (site / name).read_text() or name.startswith("comparison_"), name
+    board = pd.read_csv(finished_run / "results/summary/rna.tsv", sep="\t")
+    assert set(board["control"]) == {"none", "negative", "positive"}
+    with browser() as chrome:
+        pages = crawl(chrome, site, tmp_path / "screenshots")
+        assert set(pages) == names  # every page is reachable from index.html
+        page, problems = open_page(chrome, site / "index.html")
+        assert column_values(page, "leaderboard-rna", "method") == list(board["method"])
+        check_sort(page, "leaderboard-rna", "overall", board["overall"])
+        check_sort(page, "leaderboard-rna", "mean_rank", board["mean_rank"])
+        check_family_filter(page, "leaderboard-rna", "classical", len(board))
+        assert not problems
+    assert {p.stem for p in (tmp_path / "screenshots").glob("*.png")} == {"index", "dataset", "comparison",
+                                                                          "fairness", "cost"}
 
 
 @pytest.mark.workflow

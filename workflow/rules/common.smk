@@ -18,6 +18,7 @@ from livaebench.config import QC_COLUMNS, load_registry, validate_config
 from livaebench.errors import InputError
 from livaebench.methods import (ARTIFACT_FILES, check_dataset_method_params, check_method_params, get_method,
                                 method_overrides)
+from livaebench.methods.controls import CONTROLS, NEEDS_LABELS
 from livaebench.resources import train_resources
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
@@ -28,7 +29,9 @@ CONDA_ENV = f"{ENVS}/livaebench.yaml"
 try:
     validate_config(config, SCHEMAS / "config.schema.yaml")
     DATASETS = load_registry(config["datasets"], SCHEMAS / "datasets.schema.yaml")
-    METHODS = {name: get_method(name) for name in config["methods"]}
+    # the control methods (the ends of the summary's scale, docs/methods.md §8) run unless summary.controls is off
+    CONTROL_METHODS = [m for m in CONTROLS if config["summary"]["controls"] and m not in config["methods"]]
+    METHODS = {name: get_method(name) for name in [*config["methods"], *CONTROL_METHODS]}
     check_method_params(config["method_params"])
     check_dataset_method_params(
         {d: v for d, v in config["dataset_method_params"].items() if d in DATASETS.index}, DATASETS.index)
@@ -76,8 +79,9 @@ def dataset_row(wildcards):
 
 
 def methods_for(dataset):
-    modality = DATASETS.loc[dataset, "modality"]
-    return [name for name, method in METHODS.items() if modality in method.modalities]
+    modality, labelled = DATASETS.loc[dataset, "modality"], bool(DATASETS.loc[dataset, "label_key"])
+    return [name for name, method in METHODS.items()
+            if modality in method.modalities and (labelled or name not in NEEDS_LABELS)]
 
 
 def counts_source(wildcards):
@@ -178,11 +182,15 @@ def batch_datasets():
     return [d for d in DATASETS.index if DATASETS.loc[d, "batch_key"]]
 
 
+def comparison_plots(name):
+    """The figures of a comparison family: results/figures/{comparison}/{plot}.png/.pdf."""
+    return ["boxplots", "delta"] + (["sensitivity"] if COMPARISONS[name].get("sweep") else [])
+
+
 def figure_targets():
     targets = []
     for name in active_comparisons():
-        plots = ["boxplots", "delta"] + (["sensitivity"] if COMPARISONS[name].get("sweep") else [])
-        targets += expand("results/figures/{comparison}/{plot}.{ext}", comparison=name, plot=plots,
+        targets += expand("results/figures/{comparison}/{plot}.{ext}", comparison=name, plot=comparison_plots(name),
                           ext=["png", "pdf"])
     targets += expand("results/figures/umap/{dataset}.{ext}", dataset=DATASETS.index, ext=["png", "pdf"])
     if batch_datasets():
@@ -203,9 +211,32 @@ def benchmark_targets():
         if COMPARISONS[name].get("sweep"):
             targets.append(f"{bench}/plot_sensitivity/{name}.tsv")
     targets += [f"{bench}/plot_umap_grid/{d}.tsv" for d in DATASETS.index]
+    targets += [f"{bench}/{step}/{m}.tsv" for step in ("summary", "summary_figure", "cd_diagram")
+                for m in summary_modalities()]
     if batch_datasets():
         targets.append(f"{bench}/plot_ilisi.tsv")
     return targets + ANALYSIS_BENCHMARKS
+
+
+def summary_modalities():
+    """The modalities that get a ranked summary: every modality of the run, when the controls run."""
+    if not all(c in METHODS for c in CONTROLS):
+        return []  # without the controls there is no scale (summary.controls: false)
+    return sorted(set(DATASETS["modality"]))
+
+
+def modality_datasets(modality):
+    return [d for d in DATASETS.index if DATASETS.loc[d, "modality"] == modality]
+
+
+def summary_families(modality):
+    """method -> family of every method run on a dataset of the modality (controls included)."""
+    return {m: METHODS[m].family for d in modality_datasets(modality) for m in methods_for(d)}
+
+
+def summary_targets():
+    suffixes = [".tsv", "_scores.tsv", ".png", ".pdf", "_cd.png", "_cd.pdf"]
+    return expand("results/summary/{modality}{suffix}", modality=summary_modalities(), suffix=suffixes)
 
 
 def preprocess_row(wildcards):
@@ -222,3 +253,40 @@ def ilisi_reference():
     """The multi-batch family's reference (Fig. 11), drawn in the reference colour, when it is run."""
     reference = COMPARISONS.get("fig11_multibatch", {}).get("reference")
     return reference if reference in METHODS else None
+
+
+def site_manifest():
+    """What the results site reads (the site rule, livaebench.site.build_site), page by page; the summary of
+    each modality, each dataset's UMAP grid and preprocessing record, each comparison family's stats table,
+    figures and settings, and the tables of the whole run."""
+    modalities = {m: {"table": f"results/summary/{m}.tsv", "scores": f"results/summary/{m}_scores.tsv",
+                      "figure": f"results/summary/{m}.png", "cd": f"results/summary/{m}_cd.png"}
+                  for m in summary_modalities()}
+    datasets = {d: {"modality": DATASETS.loc[d, "modality"], "label_key": DATASETS.loc[d, "label_key"],
+                    "batch_key": DATASETS.loc[d, "batch_key"], "umap": f"results/figures/umap/{d}.png",
+                    "preprocessed": f"results/data/{d}/preprocessed.h5ad"} for d in DATASETS.index}
+    comparisons = {c: {"stats": f"results/stats/{c}.tsv", "spec": comparison_spec(c),
+                       "figures": {p: f"results/figures/{c}/{p}.png" for p in comparison_plots(c)}}
+                   for c in active_comparisons()}
+    tables = {"metrics": "results/metrics/all.tsv", "failures": "results/metrics/failures.tsv",
+              "convergence": "results/metrics/convergence.tsv", "fairness": "results/stats/fairness.tsv",
+              "costs": "results/benchmarks/rules.tsv"}
+    return {"modalities": modalities, "datasets": datasets, "comparisons": comparisons, "tables": tables}
+
+
+def site_inputs():
+    """Every file of site_manifest()."""
+    manifest = site_manifest()
+    files = list(manifest["tables"].values())
+    for info in manifest["modalities"].values():
+        files += info.values()
+    for info in manifest["datasets"].values():
+        files += [info["umap"], info["preprocessed"]]
+    for info in manifest["comparisons"].values():
+        files += [info["stats"], *info["figures"].values()]
+    return files
+
+
+def site_targets():
+    """The results site and its zip (made by the site rule), part of the default run."""
+    return ["results/site/index.html", "results/site.zip"]

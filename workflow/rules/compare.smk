@@ -5,7 +5,12 @@ rule compare:
     input:
         "results/metrics/all.tsv",
     output:
-        "results/stats/{comparison}.tsv",
+        report(
+            "results/stats/{comparison}.tsv",
+            caption="../report/stats_table.rst",
+            category="Comparisons",
+            subcategory="{comparison}",
+        ),
     params:
         spec=lambda w: comparison_spec(w.comparison),
     log:

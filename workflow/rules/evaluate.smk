@@ -26,7 +26,11 @@ rule gather_metrics:
     input:
         metric_targets(),
     output:
-        table="results/metrics/all.tsv",
+        table=report(
+            "results/metrics/all.tsv",
+            caption="../report/metrics_table.rst",
+            category="Metrics",
+        ),
         failures=report(
             "results/metrics/failures.tsv",
             caption="../report/failures.rst",
@@ -76,6 +80,7 @@ rule rule_benchmarks:
         "results/stats/fairness.tsv",
         comparison_targets(),
         figure_targets(),
+        summary_targets(),
         lambda w: ANALYSIS_TARGETS,  # filled by the analysis rule files, included after this one
     output:
         report(

@@ -88,7 +88,7 @@ rule plot_ilisi:
         ),
         pdf="results/figures/ilisi_subsample.pdf",
     params:
-        methods=list(METHODS),
+        methods=[m for m in METHODS if m not in CONTROLS],  # controls are in the summary, not compared here
         datasets=batch_datasets(),
         # the multi-batch family's reference (Fig. 11) is drawn in the reference colour
         reference=ilisi_reference(),

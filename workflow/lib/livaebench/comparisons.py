@@ -19,6 +19,7 @@ from typing import Any
 from .config import check_name
 from .errors import InputError
 from .methods import all_methods, methods_of_family
+from .methods.controls import FAMILY as CONTROL_FAMILY
 from .panels import ILISI_POOLED, PIPELINE_METRICS, SUBSAMPLED
 
 SPEC_DEFAULTS: dict[str, Any] = {"modality": "any", "test": "auto", "correction": "pairs"}
@@ -87,6 +88,11 @@ def check_comparisons(specs: Mapping[str, Mapping[str, Any]], source: str = "con
             if method not in registered:
                 raise InputError(f"{source}: comparison '{name}'", f"'{method}' is not a registered method",
                                  f"use one of: {', '.join(sorted(registered))}")
+        controls = [m for m in [spec["reference"], *spec["baselines"], *(spec.get("sweep") or {})]
+                    if registered[m].family == CONTROL_FAMILY]
+        if controls:  # a control fixes the summary's scale (docs/methods.md §8); it is not a competitor
+            raise InputError(f"{source}: comparison '{name}'", f"'{controls[0]}' is a control method",
+                             "compare methods only; controls appear in results/summary/ instead")
         if spec["reference"] in spec["baselines"]:
             raise InputError(f"{source}: comparison '{name}'", f"reference '{spec['reference']}' is also a baseline",
                              "remove it from the baselines")

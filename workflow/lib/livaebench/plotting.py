@@ -182,6 +182,10 @@ def metric_boxplots(metrics: pd.DataFrame, stats: pd.DataFrame | None, *, refere
     colors_by = method_colors(methods, reference)
     colors = [colors_by[m] for m in methods]
     means = st.replicate_means(metrics, panel_metrics(panels), datasets)
+    # a baseline with no finished run anywhere would leave every paired block incomplete (every panel
+    # empty): it is drawn as absent and named in the failure note instead
+    requested, methods = methods, with_values(means, methods)
+    colors = [colors_by[m] for m in methods]
     marks = _star_lookup(stats)
     rng = np.random.default_rng(0)
     n_used: dict[str, set[int]] = {}
@@ -259,7 +263,7 @@ def metric_boxplots(metrics: pd.DataFrame, stats: pd.DataFrame | None, *, refere
                         if isinstance(t, str) and t and not t.startswith("insufficient")})
         note = (f"Marks: {reference} vs method — * p<0.05, ** p<0.01, *** p<0.001, ns not significant; "
                 f"no mark: no test (too few datasets)" + (f". Tests: {', '.join(tests)}" if tests else "")
-                + failed_note(metrics, methods) + under_trained_note(flagged))
+                + failed_note(metrics, requested) + under_trained_note(flagged))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(n_methods, 8), title=note,
                    title_fontsize=9, fontsize=10)
         unit = {st.REPLICATE_DATASET: "datasets", st.REPLICATE_SUBSAMPLE: "dataset × subsample-size conditions"}
@@ -273,6 +277,12 @@ def metric_boxplots(metrics: pd.DataFrame, stats: pd.DataFrame | None, *, refere
 # Δ boxplots
 
 
+def with_values(means: pd.DataFrame, methods: list[str]) -> list[str]:
+    """``methods`` less the baselines (not the reference, the first) without a single finite value."""
+    finite = set(means.loc[np.isfinite(means["value"].to_numpy(dtype=float)), "method"])
+    return [methods[0], *(m for m in methods[1:] if m in finite)]
+
+
 def delta_boxplots(metrics: pd.DataFrame, *, reference: str, baselines: list[str], metrics_list: list[str],
                    out_png, title: str, datasets: list[str] | None = None, ncols: int = 4) -> Figure:
     """Per-replicate Δ = reference − baseline (dataset, or dataset × subsample size for a pooled
@@ -282,6 +292,8 @@ def delta_boxplots(metrics: pd.DataFrame, *, reference: str, baselines: list[str
     colors_by = method_colors(methods, reference)
     metrics_list = st.expand_metrics(list(metrics_list), metrics["metric"].dropna().unique())
     means = st.replicate_means(metrics, metrics_list, datasets)
+    requested, methods = methods, with_values(means, methods)  # as in metric_boxplots: no finished run, no box
+    baselines = methods[1:]
     rng = np.random.default_rng(0)
     panels = []
     for metric in dict.fromkeys(metrics_list):
@@ -317,7 +329,7 @@ def delta_boxplots(metrics: pd.DataFrame, *, reference: str, baselines: list[str
         pooled = [m for m, _, _ in panels if st.replicate_of(m) != st.REPLICATE_DATASET]
         unit = "per-dataset" + (f" (for {', '.join(pooled)}: per dataset × subsample size)" if pooled else "")
         fig.suptitle(f"{title}\n{unit} difference of seed means; above 0: {reference} higher "
-                     f"(↓: lower is better){failed_note(metrics, [reference, *baselines])}"
+                     f"(↓: lower is better){failed_note(metrics, requested)}"
                      f"{under_trained_note(flagged)}", fontsize=13)
         return _save(fig, out_png)
 

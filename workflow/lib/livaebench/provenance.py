@@ -16,13 +16,14 @@ from typing import Any, Iterable, Mapping
 
 # Families in the order of the paper's figures; any other family follows in registration order.
 FAMILY_ORDER = ("livae", "ablation", "likelihood", "sweep", "classical", "vae_family", "deep_rna",
-                "graph_contrastive", "atac", "unicoord", "diffvae")
+                "graph_contrastive", "atac", "unicoord", "diffvae", "control")
 FAMILY_TITLES = {
     "livae": "LiVAE and its main comparisons (VAE, iVAE)", "ablation": "LiVAE ablations",
     "likelihood": "LiVAE likelihood variants", "sweep": "LiVAE sensitivity sweeps",
     "classical": "Classical methods (scikit-learn)", "vae_family": "VAE-family baselines",
     "deep_rna": "Deep scRNA-seq baselines", "graph_contrastive": "Graph and contrastive baselines",
     "atac": "scATAC-seq baselines", "unicoord": "UniCoord", "diffvae": "DiffVAE and Graph-DiffVAE",
+    "control": "Controls (the ends of the summary's scale; never in a comparison)",
 }
 # The configs whose method_params are the shipped runs' documented reductions.
 SHIPPED_CONFIGS = ("config/config.yaml", "config/baselines.yaml")

@@ -58,6 +58,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .errors import InputError
+from .methods.controls import CONTROLS
 from .panels import ILISI_POOLED, SUBSAMPLE_PREFIX
 from .results import METRIC_GROUPS, check_metric_columns
 
@@ -356,6 +357,9 @@ def compare(metrics: pd.DataFrame, *, comparison: str, reference: str, baselines
         raise InputError(what, "has no baselines", "list at least one baseline method")
     if reference in baselines:
         raise InputError(what, f"reference '{reference}' is also a baseline", "remove it from the baselines")
+    controls = [m for m in [reference, *baselines] if m in CONTROLS]
+    if controls:  # controls fix the summary's scale (livaebench.summary); they never join a paired test
+        raise InputError(what, f"'{controls[0]}' is a control method", "compare methods only")
     if not metrics_list:
         raise InputError(what, "has an empty metric list", "list the metrics to compare")
     metrics_list = expand_metrics(metrics_list, metrics["metric"].dropna().unique())

@@ -248,11 +248,12 @@ class SCDeepCluster(EngineModel):
 
     @torch.no_grad()
     def update_target(self) -> torch.Tensor:
-        """P from Q over every cell (the start of each clustering epoch); returns each cell's hard assignment."""
+        """P from Q over every cell, for the next clustering epoch; returns each cell's hard assignment."""
         z = torch.from_numpy(self.embed(self._x_all)).to(self.centres.device)
         q = soft_assign(z, self.centres, self.config.alpha)
         self.target = target_distribution(q)
         return q.argmax(1)
+
 
 def build_tensors(adata, dataset: str) -> dict[str, torch.Tensor]:
     """The training tensors: input, raw counts, log size factor, Σ log x!, and each cell's row index."""

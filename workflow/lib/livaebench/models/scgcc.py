@@ -90,7 +90,7 @@ class ScGCCConfig:
 
 
 class GATEncoder(nn.Module):
-    """GATConv(heads concatenated) → ReLU → dropout → GATConv(heads averaged) → dropout (torch-geometric, self loops)."""
+    """GATConv(heads concatenated) → ReLU → dropout → GATConv(heads averaged) → dropout (torch-geometric)."""
 
     def __init__(self, n_input: int, hidden: int, heads: int, latent_dim: int, dropout: float = 0.0):
         super().__init__()

@@ -24,7 +24,8 @@ Reimplemented from the paper (Wang et al. 2021, Nat. Commun. 12:1882) and the au
 4. **Stop rule** (the authors' graph criterion): with Ã_t = kNN_t D⁻¹ (column-normalized) and L₀ the
    normalized Laplacian of A₀, the iterations end when
 
-       δ_t = mean_ij |A'_t − A'_{t−1}| < ``converge_ratio`` · mean_ij |L₀|,   A'_t = λ L₀ + (1 − λ) Ã_t,  A'_0 = L₀
+       δ_t = mean_ij |A'_t − A'_{t−1}| < ``converge_ratio`` · mean_ij |L₀|,
+       A'_t = λ L₀ + (1 − λ) Ã_t,   A'_0 = L₀
 
    (0.01), or after ``n_iterations``. The engine re-reads :meth:`ScGNN.phases` after every phase, so the
    list ends at the converged iteration; :meth:`ScGNN.iteration_record` is the iterations' convergence
@@ -205,7 +206,7 @@ def _sparse(index: torch.Tensor, weight: torch.Tensor, n: int) -> sp.csr_matrix:
 
 
 class ScGNN(EngineModel):
-    """Feature autoencoder and graph autoencoder, iterated: retrain, rebuild the graph, retrain the GAE, until converged."""
+    """Feature AE and graph AE, iterated: retrain, rebuild the graph, train a fresh GAE, until converged."""
 
     def __init__(self, config: ScGNNConfig, n_cells: int):
         super().__init__()

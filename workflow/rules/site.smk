@@ -1,0 +1,26 @@
+# The results site (livaebench.site): static pages that work offline from the file system, built from the
+# workflow's own tables and figures, and its zip for the Snakemake report. What it reads: site_manifest().
+
+
+rule site:
+    input:
+        site_inputs(),
+    output:
+        index="results/site/index.html",
+        archive=report(
+            "results/site.zip",
+            caption="../report/site.rst",
+            category="Results site",
+        ),
+    params:
+        # the pages' sources by page, and each comparison family's settings (shown on its page)
+        manifest=site_manifest(),
+    log:
+        "logs/site.log",
+    benchmark:
+        # not in results/benchmarks/rules.tsv: the site shows that table, so it is made after it
+        "results/benchmarks/site.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../../scripts/site.py"

@@ -22,12 +22,16 @@ include: "workflow/rules/compare.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/site.smk"
+include: "workflow/rules/claims.smk"
 include: "workflow/rules/analyses_interpret.smk"
 include: "workflow/rules/analyses_unicoord.smk"
 include: "workflow/rules/analyses_diffvae.smk"
+include: "workflow/rules/forecast.smk"  # the cost forecast (`forecast`), never part of `all`
+include: "workflow/rules/targets.smk"  # summary, figures, stats, metrics, embeddings_{dataset}
 
 
 rule all:
+    """Everything of the configured run: embeddings, metrics, statistics, figures, summary, site, analyses."""
     default_target: True
     input:
         "results/metrics/all.tsv",  # every embedding is upstream of it
@@ -39,3 +43,4 @@ rule all:
         ANALYSIS_TARGETS,
         "results/benchmarks/rules.tsv",
         site_targets(),  # the results site (results/site/index.html) and its zip
+        claims_targets(),  # the paper's claims checked (results/claims/), with config claims: true

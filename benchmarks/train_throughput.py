@@ -54,7 +54,8 @@ def worker_livae(path: str, epochs: int, threads: int) -> dict:
                               "checkpoint_seconds": 1e9})
         log = pd.read_csv(Path(out) / "train_log.tsv", sep="\t")
         info = json.loads((Path(out) / "train_info.json").read_text())
-    return {"epoch_seconds": log["seconds"].tolist(), "n_train": info["n_train"]}
+    import torch
+    return {"epoch_seconds": log["seconds"].tolist(), "n_train": info["n_train"], "version": f"torch {torch.__version__}"}
 
 
 def worker_scvi(path: str, epochs: int, threads: int) -> dict:
@@ -84,7 +85,8 @@ def worker_scvi(path: str, epochs: int, threads: int) -> dict:
     model.train(max_epochs=epochs, batch_size=128, train_size=TRAIN_FRAC, early_stopping=False,
                 accelerator="cpu", devices=1, enable_progress_bar=False, callbacks=[timer], logger=False,
                 enable_checkpointing=False)
-    return {"epoch_seconds": timer.seconds, "n_train": int(round(TRAIN_FRAC * adata.n_obs))}
+    return {"epoch_seconds": timer.seconds, "n_train": int(round(TRAIN_FRAC * adata.n_obs)),
+            "version": f"scvi-tools {scvi.__version__}, lightning {pl.__version__}, torch {torch.__version__}"}
 
 
 def worker_quality(path: str, epochs: int, threads: int) -> dict:
@@ -166,12 +168,13 @@ def main() -> None:
             secs = res["epoch_seconds"][1:] or res["epoch_seconds"]
             rows[name] = {"cells_per_s": statistics.median(res["n_train"] / s for s in secs),
                           "s_per_epoch": statistics.median(secs), "peak_rss_gb": res["peak_rss_gb"],
-                          "process_s": res["process_seconds"]}
+                          "process_s": res["process_seconds"], "version": res.get("version", "")}
         quality = run_worker("quality", path, args.epochs, args.threads) if args.quality else None
 
     print(f"{'model':<8}{'cells/s':>10}{'s/epoch':>10}{'peak RSS GB':>13}{'process s':>11}")
     for name, r in rows.items():
-        print(f"{name:<8}{r['cells_per_s']:>10.0f}{r['s_per_epoch']:>10.3f}{r['peak_rss_gb']:>13.2f}{r['process_s']:>11.1f}")
+        print(f"{name:<8}{r['cells_per_s']:>10.0f}{r['s_per_epoch']:>10.3f}{r['peak_rss_gb']:>13.2f}{r['process_s']:>11.1f}"
+              f"  {r['version']}")
     if quality:
         info = quality["livae_info"]
         print(f"KMeans (k={quality['k']}, n_init 10) ARI vs '{LABEL_KEY}': LiVAE mu {quality['ari_livae']:.3f}, "

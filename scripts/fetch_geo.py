@@ -1,4 +1,5 @@
-"""Rule fetch_geo: download a GEO series' selected supplementary files (partial files resume from the cache)."""
+"""Rule fetch_geo: download the supplementary files that hold a GEO series' counts (pattern auto: the layout
+recognised from the listing; else the regex's files), partial files resumed from the cache."""
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:
@@ -8,4 +9,4 @@ with step(snakemake.log[0]) as log:
     options = fetch_options(snakemake.config.get("geo", {}), dataset=dataset)
     options["base_url"] = snakemake.params.base_url
     fetch_geo(snakemake.params.accession, snakemake.output[0], dataset=dataset, pattern=snakemake.params.pattern,
-              **options)
+              samples=snakemake.params.samples, **options)

@@ -1,5 +1,6 @@
-"""Rule list_geo_files: a GEO series' supplementary files, their sizes and which ones the registry pattern
-selects, before anything is downloaded (only the SOFT text is fetched)."""
+"""Rule list_geo_files: a GEO series' supplementary files, their sizes, their kinds and which ones the layout
+choice (pattern auto) or the registry's regex selects, before anything is downloaded (only the SOFT text, and
+where the choice needs it an archive's member list, is fetched)."""
 from livaebench.runtime import step
 
 
@@ -26,21 +27,26 @@ with step(snakemake.log[0]) as log:
                          "list_geo_files lists the supplementary files of registry rows with source: geo")
     options = fetch_options(snakemake.config.get("geo", {}))
     options["base_url"] = params.base_url
-    table = list_geo_files(params.accession, dataset=dataset, pattern=params.pattern, **options)
+    table = list_geo_files(params.accession, dataset=dataset, pattern=params.pattern, samples=params.samples,
+                           **options)
     write_tsv_atomic(table, snakemake.output[0])
 
-    chosen = table[table["selected"] == "yes"]
+    files = table[table["archive"] == ""]  # listed files (members of archives come after their archive)
+    chosen = files[files["selected"] == "yes"]
     known = chosen["bytes"].dropna()
-    sizes = [f"{human(int(known.sum()))} in all"] if len(known) else []
+    sizes = [f"{human(int(known.sum()))} to download"] if len(known) else []
     sizes += [f"{len(chosen) - len(known)} of unknown size"] if len(known) < len(chosen) else []
-    log.info("%s (%s): %d supplementary files; %d selected by pattern '%s'%s", dataset, params.accession,
-             len(table), len(chosen), params.pattern, f" ({', '.join(sizes)})" if sizes else "")
+    how = f"the layout choice (pattern auto): {table.attrs['layout']}" if table.attrs.get("layout") else \
+        f"pattern '{params.pattern}'"
+    log.info("%s (%s): %d supplementary files; %d selected by %s%s", dataset, params.accession,
+             len(files), len(chosen), how, f" ({', '.join(sizes)})" if sizes else "")
     if len(table):
         columns = {  # name -> (values, right-aligned)
             "selected": (list(table["selected"]), False),
             "size": ([human(None if pd.isna(b) else int(b)) for b in table["bytes"]], True),
             "sample": ([s or "(series)" for s in table["sample"]], False),
-            "file": (list(table["file"]), False),
+            "file": ([f"  {a}/{f}" if a else f for a, f in zip(table["archive"], table["file"])], False),
+            "kind": (list(table["kind"]), False),
             "note": (list(table["note"]), False),
         }
         widths = {name: max(len(name), *map(len, values)) for name, (values, _) in columns.items()}
@@ -52,7 +58,9 @@ with step(snakemake.log[0]) as log:
         log.info("  %s", line({n: n for n in columns}))
         for i in range(len(table)):
             log.info("  %s", line({n: values[i] for n, (values, _) in columns.items()}))
-    if chosen.empty:
+    if table.attrs.get("problem"):
+        log.warning("%s: fetch_geo would stop: %s", dataset, table.attrs["problem"])
+    elif chosen.empty:
         log.warning("%s: the pattern selects no file: fetch_geo would stop; change the pattern in the registry",
                     dataset)
     log.info("wrote %s", snakemake.output[0])

@@ -11,6 +11,8 @@ with step(snakemake.log[0]) as log:
     # max_mito_pct) overriding them for this dataset; ATAC's min_peaks is its "minimum detected features".
     options = preprocess_options(row, dict(snakemake.params.options))
     overrides = options.pop("overrides")
+    for line in options.pop("skipped"):
+        log.info("%s: %s", row["dataset"], line)
     if overrides:
         log.info("%s: registry QC overrides: %s", row["dataset"], ", ".join(f"{k}={v}" for k, v in overrides.items()))
     adata = read_h5ad_checked(snakemake.input[0], dataset=row["dataset"])

@@ -1,4 +1,4 @@
-"""Rule summary: the leaderboard and the per-dataset scores of one modality (docs/methods.md §8)."""
+"""Rule summary_table: the leaderboard and the per-dataset scores of one modality (docs/methods.md §8)."""
 from livaebench.runtime import step
 
 with step(snakemake.log[0]) as log:

@@ -13,11 +13,15 @@ The returned object also carries
   ``error_once`` (503), ``ignore_range`` (answer a Range request with the whole file),
   ``no_length`` (no Content-Length, the whole body, connection closed), ``no_length_cut`` /
   ``no_length_cut_once`` (no Content-Length, half the body), ``chunked`` / ``chunked_cut_once``
-  (HTTP/1.1 chunked encoding, whole / cut before the last chunk), ``no_content_range_once`` (a 206
+  (HTTP/1.1 chunked encoding, whole / cut before the last chunk), ``chunked_short_once`` (half the body,
+  properly ended by the last chunk), ``chunked_no_range`` (chunked, Range ignored), ``no_content_range_once`` (a 206
   without Content-Range), ``wrong_range_start_once`` (a 206 from byte 0 whatever was asked),
   ``ignore_if_range`` (answer 206 even when If-Range no longer matches), ``no_validators`` (no ETag or
   Last-Modified), ``trickle`` (the body one byte every TRICKLE_DELAY seconds), ``trickle_headers`` (the
-  same for the header lines, which never end), ``redirect=URL`` (302 to URL);
+  same for the header lines, which never end), ``redirect=URL`` (302 to URL), ``no_length_no_range``
+  (no Content-Length and Range ignored: the length cannot be learnt), ``cut_at=N`` (once: no
+  Content-Length, the first N bytes of the body, connection closed), ``hostile_status`` (a status line
+  holding a terminal escape sequence and a NUL);
 - ``requests``: a list of (path, Range header, status) for every request;
 - ``transfers``: a list of dicts (path, host, range, if_range, status, sent) for every request, where
   ``sent`` counts the body bytes that went out; ``sent(name)`` sums them for one file name.
@@ -62,9 +66,12 @@ def range_dir(accession: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- server
-ONCE = ("truncate_once", "error_once", "no_length_cut_once", "chunked_cut_once", "no_content_range_once",
-        "wrong_range_start_once")
+ONCE = ("truncate_once", "error_once", "no_length_cut_once", "chunked_cut_once", "chunked_short_once",
+        "no_content_range_once", "wrong_range_start_once")
 TRICKLE_DELAY = 0.05  # seconds between the bytes of a trickling answer
+# A status line that would clear the screen and colour the terminal red if shown as it is.
+HOSTILE_STATUS_LINE = b"HTTP/1.0 2\x1b[2J\x1b[31m00\x00 OK"
+
 
 
 class _GeoHandler(SimpleHTTPRequestHandler):
@@ -101,7 +108,7 @@ class _GeoHandler(SimpleHTTPRequestHandler):
 
     def _fault(self, name: str) -> str:
         fault = self.faults.get(name, "")
-        if fault in ONCE:
+        if fault in ONCE or fault.startswith("cut_at="):
             self.faults.pop(name, None)
         return fault
 
@@ -122,6 +129,11 @@ class _GeoHandler(SimpleHTTPRequestHandler):
             return self.send_error(HTTPStatus.SERVICE_UNAVAILABLE)
         if fault == "trickle_headers":
             return self._trickle_headers()
+        if fault == "hostile_status":
+            self._record(200)
+            self.wfile.write(HOSTILE_STATUS_LINE + b"\r\n\r\n")
+            self.close_connection = True
+            return
         data = local.read_bytes()
         etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
         modified = formatdate(local.stat().st_mtime, usegmt=True)
@@ -148,7 +160,7 @@ class _GeoHandler(SimpleHTTPRequestHandler):
         """(first byte, last byte, status) of the answer; None when a 416 was sent."""
         header = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
-        if not header or fault == "ignore_range":
+        if not header or fault in ("ignore_range", "no_length_no_range", "chunked_no_range"):
             return 0, size - 1, HTTPStatus.OK
         if if_range and if_range not in (etag, modified) and fault != "ignore_if_range":
             return 0, size - 1, HTTPStatus.OK  # the file changed: the whole of it
@@ -168,7 +180,9 @@ class _GeoHandler(SimpleHTTPRequestHandler):
         body = data[start:end + 1]
         cut = fault in ("truncate_once", "truncate_always", "no_length_cut_once", "no_length_cut", "chunked_cut_once")
         # Announce the full length (or none), send about half, then drop the connection: a real cut transfer.
-        payload = body[: max(1, len(body) // 2)] if cut else body
+        payload = body[: max(1, len(body) // 2)] if cut or fault == "chunked_short_once" else body
+        if fault.startswith("cut_at="):  # a cut at a chosen byte (a member boundary of a container)
+            payload, cut = body[: int(fault.split("=", 1)[1])], True
         chunked = fault.startswith("chunked")
         if chunked:
             self.protocol_version = "HTTP/1.1"
@@ -177,7 +191,7 @@ class _GeoHandler(SimpleHTTPRequestHandler):
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
             self.send_header("Connection", "close")
-        elif not fault.startswith("no_length"):
+        elif not fault.startswith(("no_length", "cut_at=")):
             self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
         if fault != "no_validators":
@@ -369,6 +383,7 @@ def build_constructed_series(root, source_h5ad, accession: str = "GSE999001", n_
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+    (sdir / "suppl" / "filelist.txt").write_text(filelist_text(f"{accession}_RAW.tar", tar_members))
     dense = np.hstack(dense_blocks)
     text = io.StringIO()
     text.write("gene," + ",".join(dense_cols) + "\n")
@@ -420,12 +435,135 @@ def add_series(root, accession: str, files: dict[str, bytes] | None = None, *, u
     return sdir / "suppl"
 
 
+# ------------------------------------------------------------------ layouts of real series, constructed
+# File names and structures as real GEO series have them (each builder names its model); the counts,
+# accessions and SOFT text are made up.
+def filelist_text(archive: str, members: dict[str, bytes]) -> str:
+    """GEO's filelist.txt beside a _RAW.tar (the format of e.g. GSE125065's): an Archive line, then its Files."""
+    stamp = "01/14/2019 14:53:56"
+    kinds = {"gz": "GZ", "tsv": "TSV", "mtx": "MTX", "h5": "H5", "txt": "TXT", "csv": "CSV"}
+    lines = ["Archive/File\tName\tTime\tSize\tType",
+             f"Archive\t{archive}\t{stamp}\t{sum(len(d) for d in members.values())}\tTAR"]
+    for name, data in members.items():
+        ext = name[:-3].rsplit(".", 1)[-1] if name.endswith(".gz") else name.rsplit(".", 1)[-1]
+        lines.append(f"File\t{name}\t{stamp}\t{len(data)}\t{kinds.get(ext, ext.upper())}")
+    return "\n".join(lines) + "\n"
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def gz(data: bytes) -> bytes:
+    return _gz_bytes(data)
+
+
+def triplet_files(counts, barcodes, genes, *, features_name: str = "features.tsv.gz") -> dict[str, bytes]:
+    """A 10x triplet (Cell Ranger 3: features.tsv.gz; Cell Ranger 2: genes.tsv.gz) of a cells x genes matrix."""
+    parts = _triplet_bytes(sp.csr_matrix(counts), barcodes, genes)
+    if features_name != "features.tsv.gz":
+        parts[features_name] = gz("".join(f"{g}\t{g}\n" for g in genes).encode())
+        del parts["features.tsv.gz"]
+    return parts
+
+
+def kb_files(counts, barcodes, genes, prefix: str = "cells_x_genes") -> dict[str, bytes]:
+    """kallisto-bustools' count output (cells x genes Matrix Market, one label per line)."""
+    mtx = io.BytesIO()
+    scipy.io.mmwrite(mtx, sp.coo_matrix(counts), field="integer")
+    return {f"{prefix}.mtx.gz": gz(mtx.getvalue()),
+            f"{prefix}.barcodes.txt.gz": gz("".join(f"{b}\n" for b in barcodes).encode()),
+            f"{prefix}.genes.txt.gz": gz("".join(f"{g}\n" for g in genes).encode())}
+
+
+def tenx_h5_bytes(counts, barcodes, genes) -> bytes:
+    """A Cell Ranger 3 filtered_feature_bc_matrix.h5 (features x barcodes, CSC)."""
+    import h5py
+
+    X = sp.csc_matrix(sp.csr_matrix(counts).T)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        m = f.create_group("matrix")
+        m["data"], m["indices"], m["indptr"] = X.data.astype(np.int32), X.indices, X.indptr
+        m["shape"] = np.array(X.shape, dtype=np.int32)
+        m["barcodes"] = np.array(barcodes, dtype="S")
+        ft = m.create_group("features")
+        ft["id"] = np.array([f"ENSMUSG{i:011d}" for i in range(len(genes))], dtype="S")
+        ft["name"] = np.array(genes, dtype="S")
+        ft["feature_type"] = np.array(["Gene Expression"] * len(genes), dtype="S")
+        ft["genome"] = np.array(["mm10"] * len(genes), dtype="S")
+    return buf.getvalue()
+
+
+def h5ad_bytes(counts, barcodes, genes) -> bytes:
+    import tempfile
+
+    import anndata as ad
+    import pandas as pd
+
+    adata = ad.AnnData(X=sp.csr_matrix(counts).astype(np.float32), obs=pd.DataFrame(index=list(barcodes)),
+                       var=pd.DataFrame(index=list(genes)))
+    with tempfile.TemporaryDirectory() as tmp:
+        adata.write_h5ad(Path(tmp) / "a.h5ad")
+        return (Path(tmp) / "a.h5ad").read_bytes()
+
+
+def dense_text(counts, barcodes, genes, sep: str = "\t", corner: str = "gene") -> bytes:
+    """A genes x cells table as written by R/pandas: a header of cell names, one row per gene."""
+    dense = sp.csr_matrix(counts).toarray().T
+    lines = [sep.join([corner, *barcodes])] + [sep.join([g, *map(str, row)]) for g, row in zip(genes, dense)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def add_layout_series(root, accession: str, *, series_files: dict[str, bytes] | None = None,
+                      sample_files: dict[str, dict[str, bytes]] | None = None, unlisted_samples=(),
+                      filelists: dict[str, dict[str, bytes]] | None = None) -> None:
+    """A CONSTRUCTED series with per-sample and series files listed in its SOFT as GEO lists them.
+
+    ``sample_files``: GSM -> {file name: bytes} (in the GSM's suppl folder and in its SOFT section);
+    ``unlisted_samples``: GSMs with a SOFT section but no files listed (their files are only in an archive);
+    ``filelists``: archive name -> members, written as GEO's filelist.txt in the series' suppl folder.
+    """
+    series_files, sample_files = series_files or {}, sample_files or {}
+    sdir = series_dir(root, accession)
+    for sub in ("suppl", "soft"):
+        (sdir / sub).mkdir(parents=True, exist_ok=True)
+    ftp = "ftp://ftp.ncbi.nlm.nih.gov/geo"
+    gsms = [*sample_files, *[g for g in unlisted_samples if g not in sample_files]]
+    lines = [f"^SERIES = {accession}", "!Series_title = Constructed test series (not a real GEO series)",
+             f"!Series_geo_accession = {accession}", *(f"!Series_sample_id = {g}" for g in gsms)]
+    for name, data in series_files.items():
+        (sdir / "suppl" / name).write_bytes(data)
+        lines.append(f"!Series_supplementary_file = {ftp}/series/{range_dir(accession)}/{accession}/suppl/{name}")
+    for archive, members in (filelists or {}).items():
+        (sdir / "suppl" / "filelist.txt").write_text(filelist_text(archive, members))
+    for i, gsm in enumerate(gsms, start=1):
+        lines += [f"^SAMPLE = {gsm}", f"!Sample_title = sample {i} (constructed)", f"!Sample_geo_accession = {gsm}",
+                  f"!Sample_characteristics_ch1 = replicate: rep{i}", f"!Sample_series_id = {accession}"]
+        gdir = sample_dir(root, gsm) / "suppl"
+        for k, (name, data) in enumerate(sample_files.get(gsm, {}).items(), start=1):
+            gdir.mkdir(parents=True, exist_ok=True)
+            (gdir / name).write_bytes(data)
+            lines.append(f"!Sample_supplementary_file_{k} = {ftp}/samples/{range_dir(gsm)}/{gsm}/suppl/{name}")
+        if not sample_files.get(gsm):
+            lines.append("!Sample_supplementary_file_1 = NONE")
+        lines.append("!Sample_data_row_count = 0")
+    (sdir / "soft" / f"{accession}_family.soft.gz").write_bytes(_gz_bytes(("\n".join(lines) + "\n").encode()))
+
+
 def constructed_gsms(accession: str = "GSE999001", n_samples: int = 2) -> list[str]:
     return [f"GSM{accession[3:]}{i + 1:02d}" for i in range(n_samples)]
 
 
-__all__ = ["Served", "add_real_soft", "add_series", "build_constructed_series", "constructed_gsms", "serve",
-           "series_dir", "sample_dir", "range_dir"]
+__all__ = ["Served", "add_layout_series", "add_real_soft", "add_series", "build_constructed_series",
+           "constructed_gsms", "dense_text", "filelist_text", "h5ad_bytes", "kb_files", "serve", "series_dir",
+           "sample_dir", "range_dir", "tar_bytes", "tenx_h5_bytes", "triplet_files"]
 
 if __name__ == "__main__":  # manual use: python tests/geo_server.py ROOT SOURCE_H5AD
     import sys

@@ -256,12 +256,25 @@ def test_registry_qc_columns_override_the_config(tmp_path):
     table = load(path)
     panel = preprocess_options(table.loc["panel"].to_dict(), CONFIG_QC)
     assert panel == {"n_features": 5000, "min_genes": 20, "min_cells": 3, "max_mito_pct": 12.5,
-                     "overrides": {"min_genes": 20, "max_mito_pct": 12.5}}
+                     "overrides": {"min_genes": 20, "max_mito_pct": 12.5}, "skipped": []}
     peaks = preprocess_options(table.loc["peaks"].to_dict(), CONFIG_QC)
     assert peaks == {"n_features": 10000, "min_genes": 50, "min_cells": 7, "max_mito_pct": None,
-                     "overrides": {"min_peaks": 50, "min_cells": 7}}
+                     "overrides": {"min_peaks": 50, "min_cells": 7}, "skipped": []}
     plain = preprocess_options(table.loc["plain"].to_dict(), CONFIG_QC)
-    assert plain == {"n_features": 5000, "min_genes": 200, "min_cells": 3, "max_mito_pct": None, "overrides": {}}
+    assert plain == {"n_features": 5000, "min_genes": 200, "min_cells": 3, "max_mito_pct": None, "overrides": {},
+                     "skipped": []}
+
+
+def test_mito_cap_is_skipped_with_a_line_where_features_are_not_symbols(tmp_path):
+    path = write_rows(tmp_path, [*FULL, "feature_names"], [*full_row(dataset="worm", max_mito_pct="20"), "placeholder"],
+                      [*full_row(dataset="human", max_mito_pct="20"), ""])
+    table = load(path)
+    worm = preprocess_options(table.loc["worm"].to_dict(), CONFIG_QC)
+    assert worm["max_mito_pct"] is None and len(worm["skipped"]) == 1
+    assert "max_mito_pct=20 skipped" in worm["skipped"][0] and "placeholder" in worm["skipped"][0]
+    assert preprocess_options(table.loc["human"].to_dict(), CONFIG_QC)["max_mito_pct"] == 20.0
+    with pytest.raises(InputError, match="feature_names"):
+        load(write_rows(tmp_path, [*FULL, "feature_names"], [*full_row(dataset="x"), "names"]))
 
 
 def test_preprocess_options_recheck_a_hand_made_row():

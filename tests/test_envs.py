@@ -1,16 +1,25 @@
 """The install files agree with each other: pyproject.toml (ranges) -> envs/requirements.lock (pip-compile's
-resolution) -> envs/livaebench.yaml (the conda env, generated from the lock), and the README commands and
-CI install through the lock. These check the files, not whatever environment runs the tests."""
+resolution) -> envs/*.yaml (the rules' conda envs, generated from the lock), and the README commands and
+CI install through the lock; every rule's conda env has what its code imports, and no smaller env would.
+These check the files, not whatever environment runs the tests (the import names of the code are mapped to
+distributions through the installed metadata)."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import tomllib
+from importlib import metadata
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 
 from conftest import REPO
+from livaebench.methods import all_methods, get_method
+from livaebench.software_envs import LIGHT, ORDER, TRAIN, TRAIN_EXTRA, env_file, method_env, method_env_kind
+from quickstart import quickstart_blocks, test_command
+from rule_imports import Reach
 
 LOCK = REPO / "envs" / "requirements.lock"
 
@@ -58,33 +67,164 @@ def test_lock_pins_the_torch_release_ci_installs():
     assert Requirement(next(d for d in _project()["dependencies"] if d.startswith("torch"))).specifier.contains(torch_ci)
 
 
-def test_conda_env_installs_exactly_the_lock():
-    env = yaml.safe_load((REPO / "envs" / "livaebench.yaml").read_text())
+ENV_FILES = ["light.yaml", "train-cpu.yaml", "train-cuda.yaml", "train-extra-cpu.yaml", "train-extra-cuda.yaml"]
+
+
+def _env_pins(file: str) -> dict[str, str]:
+    """name -> version of an env file's pip section."""
+    env = yaml.safe_load((REPO / "envs" / file).read_text())
     pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict) and "pip" in item)
-    env_pins = {}
+    pins = {}
     for line in pip_section:
-        name, version = line.split("==")
-        env_pins[_canonical(name)] = version
-    assert env_pins == _lock_pins(), "envs/livaebench.yaml is stale: regenerate it with python envs/lock.py"
+        if not line.startswith("--"):
+            name, version = line.split("==")
+            pins[_canonical(name)] = version
+    return pins
+
+
+def test_conda_envs_are_generated_from_the_lock():
+    expected = _lock_module().env_texts(LOCK.read_text())
+    assert sorted(expected) == sorted(ENV_FILES)
+    on_disk = sorted(p.name for p in (REPO / "envs").glob("*.yaml"))
+    assert on_disk == sorted(ENV_FILES), f"envs/ has {on_disk}: regenerate with python envs/lock.py"
+    for name, text in expected.items():
+        assert (REPO / "envs" / name).read_text() == text, f"envs/{name} is stale: regenerate it with python envs/lock.py"
+
+
+def test_conda_envs_pin_the_lock_and_nest():
+    """Every env installs the lock's versions (torch's CPU build in the -cpu envs); the envs nest light <
+    train < train-extra; light has no torch, the CPU envs no CUDA wheel, no env the test extras."""
+    lock = _lock_pins()
+    envs = {f.removesuffix(".yaml"): _env_pins(f) for f in ENV_FILES}
+    for name, pins in envs.items():
+        for package, version in pins.items():
+            expected = lock[package] + ("+cpu" if package == "torch" and name.endswith("-cpu") else "")
+            assert version == expected, f"envs/{name}.yaml pins {package}=={version}, the lock {lock[package]}"
+        assert not {"pytest", "scib-metrics", "jax", "playwright", "snakemake-executor-plugin-slurm"} & set(pins)
+        assert "snakemake" in pins  # a script job unpickles snakemake's objects with the env's python
+    assert "torch" not in envs["light"]
+    for variant in ("cpu", "cuda"):
+        assert set(envs["light"]) < set(envs[f"train-{variant}"]) < set(envs[f"train-extra-{variant}"])
+        assert {"scvi-tools", "sctour", "torch-geometric"} & set(envs[f"train-{variant}"]) == set()
+        assert {"scvi-tools", "sctour", "torch-geometric"} <= set(envs[f"train-extra-{variant}"])
+    cuda_wheels = {p for p in envs["train-cuda"] if p.startswith(("nvidia-", "cuda-"))}
+    assert cuda_wheels and not cuda_wheels & set(envs["train-cpu"])
+    cpu_index = "--extra-index-url https://download.pytorch.org/whl/cpu"
+    assert cpu_index in (REPO / "envs" / "train-cpu.yaml").read_text()
+    assert cpu_index not in (REPO / "envs" / "train-cuda.yaml").read_text()
 
 
 def test_readme_and_ci_install_through_the_lock():
-    readme = (REPO / "README.md").read_text()
-    commands = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)[:2]
-    assert len(commands) == 2
-    for command in commands:
-        assert command.startswith("pip install -c envs/requirements.lock -e "), command
+    """Both quick-start blocks (CPU, GPU) install the project through the lock, the CPU block its torch from
+    PyTorch's CPU index at the locked release, and CI runs exactly the README's test command."""
+    cpu, gpu = quickstart_blocks()[:2]
+    pins = _lock_pins()
+    for block in (cpu, gpu):
+        installs = [line for line in block if re.match(r"pip install .*-e ", line)]
+        assert len(installs) == 2, block
+        assert all(line.startswith("pip install -c envs/requirements.lock -e ") for line in installs), installs
+        assert test_command(block) in installs
+    assert f"pip install torch=={pins['torch']} --index-url https://download.pytorch.org/whl/cpu" in cpu
+    assert not any("torch==" in line for line in gpu)  # the CUDA build comes through the lock
     ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
-    assert ci_lines[-1] == commands[1], "CI must run exactly the README's test command"
+    assert ci_lines[-1] == test_command(cpu) == test_command(gpu), "CI must run exactly the README's test command"
 
 
-def test_every_rule_that_runs_code_names_a_conda_env():
-    """Every rule with a script names the shared env, or (train rules) the env its method declares."""
-    text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    rules = re.split(r"^ *rule(?: \w+)?:\n", text, flags=re.M)[1:]
-    with_script = [r for r in rules if re.search(r"^ +script:", r, flags=re.M)]
-    assert len(with_script) >= 12
-    for body in with_script:
-        env = re.search(r"^ +conda:\n +(\S+)", body, flags=re.M)
-        assert env and env.group(1) in ("CONDA_ENV", "method_conda_env"), body[:200]
-    assert 'CONDA_ENV = f"{ENVS}/livaebench.yaml"' in text and 'ENVS = "../../envs"' in text
+# ------------------------------------------------------------------------------- each rule's env has its imports
+ENV_OF_EXPRESSION = {"LIGHT_ENV": "light", "TRAIN_ENV": "train", "TRAIN_EXTRA_ENV": "train-extra",
+                     "gpu_env(TRAIN)": "train", "method_conda_env": None}  # None: per method
+# Imports a job of a light-env method never runs: job_device imports torch only for a job that asked for a GPU,
+# and the light-env methods are classical (uses_gpu False: their train jobs get gpu 0).
+NOT_RUN_IN_LIGHT_TRAINING = {("torch", "livaebench.runtime:job_device")}
+
+
+def _rules() -> list[tuple[str, str, str]]:
+    """(rule, script, conda expression) of every rule with a script."""
+    found = []
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        text = path.read_text()
+        for match in re.finditer(r"^ *rule(?: (\w+))?:\n(.*?)(?=^ *rule\b|\Z)", text, flags=re.S | re.M):
+            body = match.group(2)
+            script = re.search(r"^ +script:\n +\"([^\"]+)\"", body, flags=re.M)
+            if script:
+                conda = re.search(r"^ +conda:\n +(.+?),?$", body, flags=re.M)
+                name = match.group(1) or re.search(r"^ +name:\n +(.+)$", body, flags=re.M).group(1).strip()
+                found.append((name, script.group(1).rsplit("/", 1)[-1], conda.group(1).strip() if conda else None))
+    return found
+
+
+def _env_packages() -> dict[str, set[str]]:
+    """env kind -> its packages (the CPU variant's: the CUDA one adds only CUDA wheels)."""
+    return {"light": set(_env_pins("light.yaml")), "train": set(_env_pins("train-cpu.yaml")),
+            "train-extra": set(_env_pins("train-extra-cpu.yaml"))}
+
+
+@functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+def _distributions(imports: dict[str, set[str]], ignore=frozenset()) -> dict[str, set[str]]:
+    """distribution (canonical) -> the code units that import it, for the imported top-level names."""
+    names = _packages_distributions()
+    found = {}
+    for top, where in imports.items():
+        where = {w for w in where if (top, w) not in ignore}
+        if not where:
+            continue
+        assert top in names, f"{top} (imported by {sorted(where)}) belongs to no installed distribution"
+        for dist in names[top]:
+            found.setdefault(_canonical(dist), set()).update(where)
+    return found
+
+
+def _check_env(what: str, kind: str, needed: dict[str, set[str]], envs: dict[str, set[str]]) -> None:
+    missing = {d: sorted(w)[:2] for d, w in needed.items() if d not in envs[kind]}
+    assert not missing, f"{what}: env {kind} lacks {missing}"
+    smaller = ORDER[:ORDER.index(kind)]
+    for other in smaller:
+        assert set(needed) - envs[other], f"{what}: env {other} is enough, but it names {kind}"
+
+
+def test_rule_import_reader_follows_functions_not_modules():
+    """The reader (tests/rule_imports.py) counts a function's imports only where the function is used: the
+    train script reaches job_device (torch) and the registry, but no method's fitting code (run by name)."""
+    reach = Reach().script(REPO / "scripts" / "train.py")
+    assert reach.packages["torch"] == {"livaebench.runtime:job_device"}
+    assert "scvi" not in reach.packages and "torch_geometric" not in reach.packages
+    scvi = Reach().method_run(get_method("scvi"))
+    assert "livaebench.methods.scvi_tools:fit_scvi_model" in scvi.packages["scvi"]
+    gat = Reach().method_run(get_method("scgcc")).packages["torch_geometric"]
+    assert gat == {"livaebench.models.scgcc:GATEncoder"}  # through the model class the builder makes
+    assert "torch_geometric" not in Reach().method_run(get_method("clear")).packages
+
+
+def test_every_rule_names_the_smallest_env_that_has_its_imports():
+    rules, envs = _rules(), _env_packages()
+    assert len(rules) >= 30 and all(conda in ENV_OF_EXPRESSION for _, _, conda in rules), \
+        [r for r in rules if r[2] not in ENV_OF_EXPRESSION]
+    for rule, script, conda in rules:
+        if ENV_OF_EXPRESSION[conda] is None:
+            continue
+        needed = _distributions(Reach().script(REPO / "scripts" / script).packages)
+        _check_env(f"rule {rule} ({script})", ENV_OF_EXPRESSION[conda], needed, envs)
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    for constant, kind in [("LIGHT_ENV", LIGHT), ("TRAIN_ENV", TRAIN), ("TRAIN_EXTRA_ENV", TRAIN_EXTRA)]:
+        assert f'{constant} = f"{{ENVS}}/{{env_file({kind.upper().replace("-", "_")})}}"' in text
+    assert 'ENVS = "../../envs"' in text
+
+
+@pytest.mark.parametrize("name", sorted(all_methods()))
+def test_every_method_trains_in_the_smallest_env_that_has_its_imports(name):
+    method, envs = get_method(name), _env_packages()
+    assert method.conda_env is None  # none brings an env of its own
+    kind = method_env_kind(method)
+    ignore = NOT_RUN_IN_LIGHT_TRAINING if kind == LIGHT else frozenset()
+    if kind == LIGHT:
+        assert not method.uses_gpu
+    reach = Reach().script(REPO / "scripts" / "train.py").method_run(method)
+    _check_env(f"method {name} (train rule)", kind, _distributions(reach.packages, ignore), envs)
+    assert method_env(method, gpu=0) == env_file(kind)
+    assert method_env(method, gpu=1) == env_file(kind, gpu=method.uses_gpu)
+    for gpu in (0, 1):
+        assert (REPO / "envs" / method_env(method, gpu)).is_file()

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from geo_server import (SERIES_SAMPLES_CHARACTERISTICS, constructed_gsms, sample_dir, series_dir)
-from livaebench.data.geo import (assemble_geo, fetch_geo, geo_range_dir, list_geo_supplementary, map_geo_url,
-                                 soft_location)
+from livaebench.data.geo import assemble_geo, fetch_geo
+from livaebench.data.geo_soft import geo_range_dir, list_geo_supplementary, map_geo_url, soft_location
 from livaebench.data.io import validate_counts, write_h5ad_atomic, read_h5ad_checked
 from livaebench.errors import InputError
 

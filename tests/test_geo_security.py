@@ -1,5 +1,7 @@
-"""Hostile input on the GEO path: URLs and redirects to other hosts, unsafe names, oversized or
-trickling transfers, and hostile archives. Each is refused with its own one-line message.
+"""Hostile input on the GEO path: URLs and redirects to other origins (hosts, ports, schemes), unsafe
+or oversized names, control characters from the server, oversized or trickling transfers, and hostile
+archives. Each is refused with its own one-line message, and no byte the server chose reaches a message
+or the log unescaped.
 
 Everything runs against the real HTTP server of tests/geo_server.py. The series are CONSTRUCTED
 (``add_series``: made-up accessions and SOFT text) and the hostile archives are built here byte by byte;
@@ -9,14 +11,15 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import tarfile
 import time
 import urllib.parse
 
 import pytest
 
-from geo_server import add_series, constructed_gsms, sample_dir
-from livaebench.data.geo import assemble_geo, fetch_geo
+from geo_server import HOSTILE_STATUS_LINE, add_series, constructed_gsms, sample_dir, serve
+from livaebench.data.geo import assemble_geo, fetch_geo, list_geo_files
 from livaebench.errors import InputError
 
 ACC = "GSE990002"
@@ -44,10 +47,13 @@ def suppl_path(server, name: str) -> str:
     return f"/series/GSE990nnn/{ACC}/suppl/{name}"
 
 
+def port(server) -> int:
+    return urllib.parse.urlsplit(server.base_url).port
+
+
 def other_host(server, path: str) -> str:
     """The same server under another host name: 'localhost' instead of '127.0.0.1'."""
-    port = urllib.parse.urlsplit(server.base_url).port
-    return f"http://localhost:{port}/moved{path}"
+    return f"http://localhost:{port(server)}/moved{path}"
 
 
 # ------------------------------------------------------------------------------------- hosts
@@ -69,7 +75,7 @@ def test_allowed_host_is_fetched(site, tmp_path):
     add_series(site.root, ACC, {"own.csv": DATA})
     url = other_host(site, suppl_path(site, "own.csv"))
     add_series(site.root, ACC, urls=[url])  # the SOFT now lists only the copy on the other host name
-    fetch(site, tmp_path, allowed_hosts=["localhost"])
+    fetch(site, tmp_path, allowed_hosts=[f"localhost:{port(site)}"])
     assert (tmp_path / "dl" / "own.csv").read_bytes() == DATA
     assert site.transfers[-1]["host"].startswith("localhost:")
 
@@ -80,7 +86,7 @@ def test_redirect_to_another_host_is_refused(site, tmp_path):
     site.faults["own.csv"] = f"redirect={target}"
     with pytest.raises(InputError) as err:
         fetch(site, tmp_path)
-    one_line(err, "redirect", target, fix="add 'localhost' to geo.allowed_hosts")
+    one_line(err, "redirect", target, fix=f"add 'localhost:{port(site)}' to geo.allowed_hosts")
     assert not any(t["host"].startswith("localhost") for t in site.transfers)
 
 
@@ -91,12 +97,57 @@ def test_headers_do_not_follow_a_redirect_to_another_allowed_host(site, tmp_path
         fetch(site, tmp_path, retries=0)
     site.transfers.clear()
     site.faults["own.csv"] = f"redirect={other_host(site, suppl_path(site, 'own.csv'))}"
-    fetch(site, tmp_path, allowed_hosts=["localhost"])
+    fetch(site, tmp_path, allowed_hosts=[f"localhost:{port(site)}"])
     assert (tmp_path / "dl" / "own.csv").read_bytes() == DATA
     first, second = site.transfers
     assert first["host"].startswith("127.0.0.1") and first["range"] and first["if_range"]
     assert second["host"].startswith("localhost") and second["range"] is None and second["if_range"] is None
     assert second["status"] == 200
+
+
+# ----------------------------------------------------------------------------------- origins
+@pytest.fixture
+def other_port(site):
+    """The same tree served on a second port of the same host (127.0.0.1)."""
+    with serve(site.root) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("how", ["listed", "redirect", "bare_host_entry", "other_scheme"])
+def test_other_port_or_scheme_of_an_allowed_host_is_refused(site, other_port, tmp_path, how):
+    """An origin is scheme + host + port: the GEO host's other port, or its https, is another origin."""
+    add_series(site.root, ACC, {"own.csv": DATA})
+    target = f"{other_port.base_url}{suppl_path(site, 'own.csv')}"
+    if how == "other_scheme":
+        target = f"https://127.0.0.1:{port(site)}{suppl_path(site, 'own.csv')}"
+    if how == "redirect":
+        site.faults["own.csv"] = f"redirect={target}"
+    else:
+        add_series(site.root, ACC, urls=[target])  # the SOFT lists only the copy on the other origin
+    extra = ["127.0.0.1"] if how == "bare_host_entry" else []  # a bare host allows its default ports only
+    with pytest.raises(InputError) as err:
+        fetch(site, tmp_path, allowed_hosts=extra)
+    entry = f"127.0.0.1:{port(site) if how == 'other_scheme' else port(other_port)}"
+    one_line(err, target, "another port or scheme", *(["redirect"] if how == "redirect" else []),
+             fix=f"add '{entry}' to geo.allowed_hosts (it takes host or host:port)")
+    assert not other_port.transfers and not (tmp_path / "dl").exists()
+
+
+def test_other_port_listed_in_allowed_hosts_is_fetched(site, other_port, tmp_path):
+    add_series(site.root, ACC, {"own.csv": DATA})
+    add_series(site.root, ACC, urls=[f"{other_port.base_url}{suppl_path(site, 'own.csv')}"])
+    fetch(site, tmp_path, allowed_hosts=[f"127.0.0.1:{port(other_port)}"])
+    assert (tmp_path / "dl" / "own.csv").read_bytes() == DATA
+    assert [t["status"] for t in other_port.transfers] == [200]
+
+
+@pytest.mark.parametrize("entry", ["example.org/path", "example.org:http", "ftp://example.org", "user@example.org"])
+def test_malformed_allowed_hosts_entry_is_refused(site, tmp_path, entry):
+    add_series(site.root, ACC, {"own.csv": DATA})
+    with pytest.raises(InputError) as err:
+        fetch(site, tmp_path, allowed_hosts=[entry])
+    msg = str(err.value)
+    assert "\n" not in msg and "geo.allowed_hosts" in msg and repr(entry) in msg and "Fix: write each" in msg
 
 
 # ------------------------------------------------------------------------------------- names
@@ -107,6 +158,72 @@ def test_unsafe_file_name_is_refused(site, tmp_path, name):
         fetch(site, tmp_path)
     one_line(err, "unsafe file name", fix="narrow the pattern")
     assert len(site.transfers) == 1  # only the SOFT
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def geo_log(monkeypatch):
+    """Every line the GEO code logs, formatted as a log file would hold it."""
+    handler = _Records()
+    logger = logging.getLogger("livaebench.data")
+    monkeypatch.setattr(logger, "level", logging.DEBUG)
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+def assert_escaped(*texts):
+    """No control character (terminal escapes, NUL, CR) in what reaches a message or the log."""
+    for text in texts:
+        assert not any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in text), repr(text)
+
+
+SUPPL = f"ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSE990nnn/{ACC}/suppl"
+LONG_NAME = "GSM1_" + "x" * 300 + "_matrix.mtx.gz"
+
+
+@pytest.mark.parametrize("url, problem", [
+    (f"{SUPPL}/{LONG_NAME}", "longer than the file system allows"),
+    (f"{SUPPL}/GSM1_\x1b[31mred\x1b[0m_matrix.mtx.gz", "control characters in its file name"),
+    (f"{SUPPL}/GSM1_nul\x00.csv", "control characters in its file name"),
+    (f"{SUPPL}/\x1b]0;owned\x07\x1b[2J/GSM1_counts.csv", "control characters"),  # in a folder of the URL
+])
+def test_overlong_or_control_character_names_are_refused_escaped(site, tmp_path, geo_log, url, problem):
+    add_series(site.root, ACC, urls=[url])
+    with pytest.raises(InputError) as err:
+        fetch(site, tmp_path)
+    msg = one_line(err, problem, fix="narrow the pattern")
+    assert_escaped(msg, *geo_log)
+    assert "\\x1b" in msg or "\\x00" in msg or "x" * 300 not in msg  # shown escaped, long names cut
+    assert len(site.transfers) == 1  # only the SOFT
+
+
+def test_listing_escapes_what_the_server_chose(site, tmp_path):
+    """list_geo_files writes names and URLs as a table a user reads in a terminal: escaped, and marked."""
+    add_series(site.root, ACC, urls=[f"{SUPPL}/GSM1_\x1b[2Jcounts.csv", f"{SUPPL}/{LONG_NAME}"])
+    table = list_geo_files(ACC, dataset="geo_sec", base_url=site.base_url, backoff=0.01)
+    assert list(table["file"]) == ["GSM1_\\x1b[2Jcounts.csv", LONG_NAME]
+    assert_escaped(*table["file"], *table["url"], *table["note"])
+    assert "control characters" in table["note"][0] and "longer than the file system allows" in table["note"][1]
+
+
+def test_hostile_status_line_reaches_the_log_escaped(site, tmp_path, geo_log):
+    add_series(site.root, ACC, {"own.csv": DATA})
+    site.faults["own.csv"] = "hostile_status"
+    with pytest.raises(InputError) as err:
+        fetch(site, tmp_path, retries=1)
+    msg = one_line(err, "own.csv", "stayed incomplete", "BadStatusLine", "\\x1b[2J", fix="rerun")
+    assert_escaped(msg, *geo_log)
+    assert any("\\x1b[31m" in line for line in geo_log)  # the retry line names the status line, escaped
+    assert b"\x1b" in HOSTILE_STATUS_LINE
 
 
 @pytest.mark.parametrize("sample", ["../evil", "GSM12/../x", "GSM1 x", "sample_1"])
@@ -172,6 +289,8 @@ HOSTILE_TARS = {
                  "hard link"),
     "device": (lambda: _tar((_info("dev", tarfile.CHRTYPE), None)), "device file"),
     "fifo": (lambda: _tar((_info("pipe", tarfile.FIFOTYPE), None)), "device file or pipe"),
+    "control": (lambda: _tar((_info("GSM1_\x1b[2J.csv"), DATA)), "control characters in its name"),
+    "long": (lambda: _tar((_info("d/" + "x" * 300 + ".csv"), DATA)), "longer than the file system allows"),
 }
 
 
@@ -189,6 +308,7 @@ def test_hostile_tar_is_refused(site, tmp_path, case):
         assemble_geo(dl, dataset="geo_sec")
     msg = one_line(err, f"{ACC}_RAW.tar", "unsafe archive", problem, fix="do not use this file")
     assert "truncated" not in msg
+    assert_escaped(msg)
     _assert_nothing_extracted(dl, tmp_path)
 
 

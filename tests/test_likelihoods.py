@@ -127,6 +127,23 @@ def test_training_form_equals_the_direct_log_likelihood(real_counts, name, cap):
         torch.testing.assert_close(g_fast, g_direct, rtol=1e-8, atol=1e-6)
 
 
+@pytest.mark.parametrize("cap", [None, 3])
+def test_count_part_from_dense_counts_equals_the_stored_bins_bit_for_bit(real_counts, cap):
+    """Training builds the histogram bins from each minibatch's dense counts (no cells x genes code table);
+    value and dispersion gradient must be those of the stored ``count_code``, to the last bit."""
+    lik = LIKELIHOODS["nb"]
+    tables, used_cap = count_tables(real_counts, cap)
+    counts = torch.from_numpy(real_counts.toarray().astype(np.float32))
+    log_theta = torch.randn(counts.shape[1], generator=torch.Generator().manual_seed(2), requires_grad=True)
+    stored = lik.count_total(tables, log_theta, used_cap)
+    dense = lik.count_total({**{k: v for k, v in tables.items() if k != "count_code"}, "counts": counts},
+                            log_theta, used_cap)
+    assert torch.equal(dense, stored)
+    (g_stored,) = torch.autograd.grad(stored, log_theta)
+    (g_dense,) = torch.autograd.grad(dense, log_theta)
+    assert torch.equal(g_dense, g_stored)
+
+
 def test_count_tables_layout(real_counts):
     tables, cap = count_tables(real_counts, cap=5)
     dense = real_counts.toarray()

@@ -16,6 +16,7 @@ from livaebench.errors import InputError
 from livaebench.methods import (ARTIFACT_FILES, Check, FitContext, Resources, all_methods, check_method_params,
                                 fit_method, get_method, register)
 from livaebench.methods.engine import fit_engine_model
+from livaebench.software_envs import method_env
 from livaebench.training import EngineModel, TrainConfig, train
 
 HEAVY = ("torch", "scvi", "sklearn", "scanpy", "anndata", "torch_geometric", "sctour", "jax", "numba", "umap",
@@ -35,7 +36,7 @@ def test_importing_the_registry_loads_no_heavy_package():
 def test_every_method_declares_its_contract(name):
     method = get_method(name)
     assert set(method.modalities) <= {"rna", "atac"} and method.modalities
-    assert (REPO / "envs" / method.conda_env).is_file()
+    assert (REPO / "envs" / method_env(method, gpu=0)).is_file() and (REPO / "envs" / method_env(method, gpu=1)).is_file()
     assert set(method.artifacts) <= set(ARTIFACT_FILES)
     assert method.family and method.description
     check_name("method", name)  # a configured name must be registered, so this makes every method path safe

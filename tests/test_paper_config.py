@@ -2,9 +2,11 @@
 list_geo_files.
 
 PAPER_DATASETS below is the paper's dataset table (modality, accession, samples used), written out here so
-that the registry is checked against an independent record. The registry rows themselves are unverified
-assumptions about each series' files (their notes say so); what is checked here is that they are the
-paper's accessions, that they validate, and that they say what they assume.
+that the registry is checked against an independent record. A registry row is VERIFIED where public evidence
+of the series' files was found (its notes cite the address) and UNVERIFIED otherwise (layout classified at run
+time, pattern auto); what is checked here is that the rows are the paper's accessions, that they validate,
+that they say what they assume and cite what they rely on, and that the samples they name add up to the
+paper's sample counts. config/paper_analyses*.yaml (the papers' own analyses) are checked the same light way.
 
 The list_geo_files test runs the real snakemake CLI against the project's GEO test server on 127.0.0.1
 (tests/geo_server.py): GSE999001 is a CONSTRUCTED series (real pancreas counts, made-up accession and SOFT
@@ -16,13 +18,14 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from geo_server import constructed_gsms, sample_dir, series_dir
 from livaebench.comparisons import configured_comparisons, paper_comparisons
-from livaebench.config import load_registry, validate_config
+from livaebench.config import load_registry, parse_samples, validate_config
 from livaebench.methods import all_methods, check_method_params, get_method
 from workflow_helpers import REPO, snakemake, write_config, write_registry
 
@@ -107,20 +110,56 @@ def test_paper_registry_has_the_papers_geo_accessions(paper):
     for row in registry.itertuples():
         modality, n = expected[row.accession]
         assert row.modality == modality, row.dataset
-        # Every row says it is unverified and what it assumes: samples, pattern, orientation, keys.
-        assert row.notes.startswith("UNVERIFIED"), row.dataset
+        # Every row says whether it is verified and what it assumes: samples, pattern, orientation, keys.
+        assert row.notes.startswith(("VERIFIED", "UNVERIFIED")), row.dataset
         for word in ("Assumed:", "orientation", "label_key", "batch_key"):
             assert word in row.notes, (row.dataset, word)
         if row.accession.startswith("GSE"):
             assert f"Paper uses {n} sample{'s' if n > 1 else ''} of this series" in row.notes, row.dataset
-        assert row.pattern and re.compile(row.pattern) and row.orientation == "auto"
-        assert row.label_key == "pseudo:kmeans"  # GEO characteristics are per sample, not per cell
+        samples = parse_samples(row.samples)
+        if row.notes.startswith("VERIFIED"):
+            assert "https://" in row.notes, row.dataset  # the evidence's address
+        else:  # no evidence: the classifier, not a guess, and no samples picked
+            assert row.pattern == "auto" and not samples and "pattern auto" in row.notes, row.dataset
+        assert row.pattern == "auto" or re.compile(row.pattern), row.dataset
+        assert row.orientation in ("auto", "genes_by_cells"), row.dataset
+        assert not samples or len(samples) == n, row.dataset  # the paper's samples, all of them
+        assert row.label_key == "pseudo:kmeans"  # no per-cell labels in a file the workflow reads
         assert row.batch_key == ("sample" if n >= 2 else ""), row.dataset
     # The sample totals of the paper's table survive in the notes (the GSM entries: one sample each).
     used = {m: sum(int(re.search(r"Paper uses (\d+) sample", notes)[1]) for notes in
                    registry.loc[(registry["modality"] == m) & registry["accession"].str.startswith("GSE"), "notes"])
             for m in ("rna", "atac")}
     assert used == {"rna": 54, "atac": 106}  # + PRJEB37166 (1 RNA sample) and the 9 GSM rows = 55 / 115
+
+
+def test_paper_registry_scatac_rows_name_the_papers_samples(paper):
+    """Every scATAC-seq row is verified from the authors' file inventory: a series row lists the paper's GSMs,
+    or selects the series-level files the paper read by a pattern; no GSM is listed twice, and with the nine
+    GSM rows the samples add up to the paper's 115."""
+    _, registry = paper
+    atac = registry[registry["modality"] == "atac"]
+    assert atac["notes"].str.startswith("VERIFIED").all()
+    listed, series_level = [], 0
+    table = {a: n for _, a, n in paper_table()}
+    for row in atac[atac["accession"].str.startswith("GSE")].itertuples():
+        samples = parse_samples(row.samples)
+        if samples:
+            assert row.pattern == "auto", row.dataset
+            listed += samples
+        else:
+            assert row.pattern != "auto" and row.pattern.startswith(f"^{row.accession}_"), row.dataset
+            series_level += table[row.accession]
+    assert len(listed) == len(set(listed))
+    assert len(listed) + series_level + 9 == 115
+
+
+def test_paper_registry_header_counts_its_rows(paper):
+    _, registry = paper
+    head = (REPO / "config" / "paper_datasets.tsv").read_text().splitlines()[0]
+    verified = int(registry["notes"].str.startswith("VERIFIED").sum())
+    assert f"{len(registry)} rows, {verified} VERIFIED and {len(registry) - verified} UNVERIFIED" in head
+    assert verified >= 45  # every scATAC-seq row and three scRNA-seq rows
 
 
 def test_paper_registry_says_what_is_left_out():
@@ -141,6 +180,90 @@ def test_paper_config_plans_a_dataset_chain_through_snakemake():
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, re.M))
     assert counts == {"fetch_geo": "1", "assemble_counts": "1", "preprocess": "1", "train_model": "1", "embed": "1",
                       "evaluate": "1", "list_geo_files": "1", "total": "7"}
+
+
+# ------------------------------------------------------------------------------------- the papers' own analyses
+def _analyses_config(name: str) -> tuple[dict, dict, "pd.DataFrame"]:
+    """(the file as written, the config snakemake runs: config.yaml updated by it and validated, the registry)."""
+    from snakemake.utils import update_config
+
+    raw = yaml.safe_load((REPO / "config" / name).read_text())
+    merged = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    update_config(merged, raw)  # what --configfile does on top of the Snakefile's configfile
+    config = validate_config(merged, SCHEMAS / "config.schema.yaml", source=f"config/{name}")
+    return raw, config, load_registry(REPO / config["datasets"], SCHEMAS / "datasets.schema.yaml")
+
+
+def test_paper_analyses_config_runs_livae_interpretability_and_unicoord_time_course():
+    raw, config, registry = _analyses_config("paper_analyses.yaml")
+    assert config["datasets"] == "config/paper_analyses_datasets.tsv"
+    analyses = config["analyses"]
+    assert analyses["interpretability"]["datasets"] == ["rna_GSE277292"] and "livae" in config["methods"]
+    assert registry.loc["rna_GSE277292", "accession"] == "GSE277292"
+    assert analyses["unicoord"]["datasets"] == ["rna_GSE122662"]
+    assert registry.loc["rna_GSE122662", "accession"] == "GSE122662"
+    # The day is the supervised continuous coordinate; interpolation moves it by the paper's ± 0.5 day.
+    assert raw["dataset_method_params"]["rna_GSE122662"]["unicoord"]["continuous_keys"] == ["day"]
+    unicoord = analyses["unicoord"]
+    assert unicoord["interpolation"]["key"] == "day" and unicoord["interpolation"]["jitter"] == 0.5
+    assert set(raw["analyses"]["unicoord"]["reconfiguration"]["continuous"]) == {"day"}
+    # Restoration compares the day column as text (add_stage: astype(str)): each stage's name is its day so
+    # written, and the quarter days 0-18 are all there, the held-out one included.
+    restoration = raw["analyses"]["unicoord"]["restoration"]
+    assert restoration["key"] == "day" and restoration["heldout"] in restoration["stages"]
+    assert all(name == str(float(day)) for name, day in restoration["stages"].items())
+    assert {str(q / 4) for q in range(73)} == set(restoration["stages"])
+
+
+def test_paper_analyses_hcc_config_reuses_unicoord_as_a_reference():
+    from livaebench.labels import as_categories
+
+    raw, config, registry = _analyses_config("paper_analyses_hcc.yaml")
+    assert config["analyses"]["unicoord"]["datasets"] == ["rna_GSE151530"]
+    assert config["analyses"]["interpretability"]["datasets"] == []
+    assert registry.loc["rna_GSE151530", "accession"] == "GSE151530"
+    assert config["analyses"]["unicoord"]["reference"]["query"] is None  # held-out cells as the query
+    # Restoration on the pseudo-labels: every category KMeans can make (k = latent_dim) has a stage.
+    restoration = raw["analyses"]["unicoord"]["restoration"]
+    categories = as_categories(np.arange(config["latent_dim"]), config["latent_dim"]).categories
+    assert set(categories) <= set(restoration["stages"]) and restoration["heldout"] in categories
+
+
+def test_paper_analyses_registry_rows_say_what_they_assume():
+    text = (REPO / "config" / "paper_analyses_datasets.tsv").read_text()
+    _, _, registry = _analyses_config("paper_analyses.yaml")
+    assert list(registry.index) == ["rna_GSE277292", "rna_GSE122662", "rna_GSE151530"]
+    for row in registry.itertuples():
+        assert row.source == "geo" and row.pattern == "auto" and row.notes.startswith("UNVERIFIED"), row.dataset
+        assert "Assumed:" in row.notes and row.label_key == "pseudo:kmeans", row.dataset
+    # The sources that are not GEO are documented rows for the user to complete: a whole row each, commented.
+    comments = [line for line in text.splitlines() if line.startswith("#")]
+    for source in ("hECA", "E-MTAB-8077", "DiffVAE"):
+        assert any(source in line for line in comments), source
+    header = next(line for line in text.splitlines() if line.startswith("dataset\t")).split("\t")
+    rows = [line[2:].split("\t") for line in comments if line.startswith("# rna_")]
+    assert len(rows) == 3 and all(len(fields) == len(header) for fields in rows)
+    assert all(dict(zip(header, fields))["source"] == "file" for fields in rows)
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name, targets, expected", [
+    ("paper_analyses.yaml", ["results/analyses/interpretability/rna_GSE277292/enrichment.tsv",
+                             "results/analyses/unicoord/rna_GSE122662/restoration/restoration.tsv"],
+     {"fetch_geo": "2", "assemble_counts": "2", "preprocess": "2", "train_model": "1", "embed": "1",
+      "interpret_components": "1", "unicoord_split": "1", "unicoord_train": "1", "unicoord_restoration": "1",
+      "total": "12"}),
+    ("paper_analyses_hcc.yaml", ["results/analyses/unicoord/rna_GSE151530/reference/confusion.tsv"],
+     {"fetch_geo": "1", "assemble_counts": "1", "preprocess": "1", "unicoord_split": "1", "unicoord_train": "1",
+      "unicoord_reference": "1", "total": "6"}),
+])
+def test_paper_analyses_configs_plan_offline(name, targets, expected):
+    """The analyses' chains as snakemake plans them from the GEO rows, without the network (a dry run
+    downloads nothing)."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--forceall", "--configfile",
+                             f"config/{name}"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert dict(re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, re.M)) == expected
 
 
 # ------------------------------------------------------------------------------------- list_geo_files
@@ -164,7 +287,7 @@ def test_list_geo_files_lists_sizes_and_selection_without_downloading(server, tm
 
     # One row per supplementary file (series and samples), sizes equal to the served files.
     table = pd.read_csv(work / "results/geo_files/geo_series.tsv", sep="\t", dtype=str, keep_default_na=False)
-    assert list(table.columns) == ["file", "sample", "url", "bytes", "selected", "note"]
+    assert list(table.columns) == ["file", "sample", "url", "bytes", "kind", "archive", "selected", "note"]
     served = {f"{acc}_RAW.tar": series_dir(server.root, acc) / "suppl" / f"{acc}_RAW.tar",
               f"{acc}_counts.csv.gz": series_dir(server.root, acc) / "suppl" / f"{acc}_counts.csv.gz"}
     for gsm in gsms:
@@ -176,6 +299,9 @@ def test_list_geo_files_lists_sizes_and_selection_without_downloading(server, tm
         assert row.url.startswith(server.base_url + "/") and row.url.endswith("/" + row.file)
         assert row.sample == ("" if row.file.startswith(acc) else row.file.split("_")[0])
         assert row.selected == ("yes" if row.file.startswith("GSM") else "no"), row.file
+        kind = {"barcodes": "10x part (barcodes)", "features": "10x part (features)", "matrix": "10x part (matrix)",
+                "RAW": "archive (members unknown)", "counts": "dense table"}  # named by the listing alone
+        assert row.kind == kind[re.split(r"[_.]", row.file)[1]], row.file
     # Nothing but the SOFT texts was downloaded: the test server refuses HEAD, so each size came from a
     # one-byte ranged GET.
     for name in served:

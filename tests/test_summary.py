@@ -203,7 +203,7 @@ def test_controls_in_the_plan_and_the_switch(tmp_path):
     on = snakemake(tmp_path, write_config(tmp_path, datasets=str(registry), methods=["pca"], paper_comparisons=[]),
                    "-n", "--forceall", "results/summary/rna.tsv")
     assert on.returncode == 0, on.stderr[-2000:]
-    assert "rule summary:" in on.stdout
+    assert "rule summary_table:" in on.stdout
     for dataset in ("pancreas", "cellbench"):
         for control in CONTROLS:
             planned = f"results/metrics/{dataset}/{control}/seed0.tsv" in on.stdout

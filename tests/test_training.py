@@ -76,6 +76,46 @@ def test_train_log_has_each_term_and_the_weighted_total(tmp_path, caplog):
     assert info["device"] == "cpu" and info["epochs_run"] == 4
 
 
+def test_epoch_means_are_the_cell_weighted_step_values_summed_in_step_order(tmp_path):
+    """The engine keeps each step's terms on the device and sums them once per epoch: the logged means must
+    be the float32 sums Σ_b n_b · term_b / n_train accumulated minibatch by minibatch, bit for bit."""
+    class Logs(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.steps: list[tuple[int, torch.Tensor]] = []
+
+        def loss_terms(self, batch):
+            terms = super().loss_terms(batch)
+            if self.training:
+                total = 2.0 * terms["fit"] + 0.5 * terms["aux"]
+                self.steps.append((batch["row"].shape[0], torch.stack([terms["fit"], terms["aux"], total]).detach()))
+            return terms
+
+    model = Logs()
+    result = train(model, _rows(), TrainConfig(epochs=2, batch_size=16, lr=0.05, val_frac=0.2, patience=0), seed=0,
+                   outdir=None, progress=False)
+    per_epoch = len(model.steps) // 2
+    for epoch, row in enumerate(result.history):
+        acc = None
+        for n_b, vec in model.steps[epoch * per_epoch:(epoch + 1) * per_epoch]:
+            acc = vec * float(n_b) if acc is None else acc + vec * float(n_b)
+        fit, aux, loss = (acc / result.n_train).tolist()
+        assert (row["fit"], row["aux"], row["loss"]) == (fit, aux, loss)
+
+
+def test_weighted_total_is_the_plain_weighted_sum_bit_for_bit():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, generator=gen, requires_grad=True)
+    terms = {"a": (x * 1.3).sum(), "b": x.square().mean(), "c": x.exp().sum(), "d": -x.sum()}
+    weights = {"a": 1.0, "b": 10.0, "c": 0.5}  # "d" unlisted: weight 1
+    want = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+    got = training._weighted_total(terms, weights)
+    assert torch.equal(got, want)
+    (g_want,) = torch.autograd.grad(want, x, retain_graph=True)
+    (g_got,) = torch.autograd.grad(got, x)
+    assert torch.equal(g_got, g_want)
+
+
 class Drift(EngineModel):
     """Training pushes w up at a constant rate; validation scores (w − 3)²: best near w = 3, then worse."""
 
@@ -132,6 +172,7 @@ def test_nonfinite_loss_names_dataset_method_epoch_and_term(tmp_path):
     assert isinstance(err.value, FloatingPointError) and "\n" not in msg
     assert "dataset 'pancreas'" in msg and "method 'livae'" in msg and "epoch 3" in msg and "'blowup'" in msg
     assert err.value.epoch == 3 and err.value.terms == ["blowup"]
+    assert err.value.step == 1 and "(minibatch 2)" in msg  # global step 13 = the 2nd of epoch 3's 6 steps
 
 
 def test_runtime_caps_threads_and_restores_them(tmp_path):

@@ -1,6 +1,7 @@
 """The workflow itself, run for real with the snakemake CLI: lint, plans, config errors, end to end."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_helpers import REPO, shipped_rows, snakemake, write_config, write_registry
+from workflow_helpers import REPO, ci_root, shipped_rows, snakemake, write_config, write_registry
 
 ARCHITECTURE_METRICS = ("NMI ARI ASW CAL DAV COR umap_dcorr umap_qlocal umap_qglobal umap_overall tsne_dcorr "
                         "tsne_qlocal tsne_qglobal tsne_overall manifold_dim spectral_decay participation anisotropy "
@@ -118,22 +119,17 @@ def test_unknown_method_and_bad_registry_are_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """One real end-to-end run on the three shipped datasets, reduced to 250 cells each."""
-    workdir = tmp_path_factory.mktemp("e2e")
-    registry = write_registry(workdir / "datasets.tsv", shipped_rows(250))
-    config = write_config(
-        workdir, datasets=str(registry), methods=["pca", "nmf", "kernelpca", "livae", "vae", "livae_lambda1"],
-        # kernelpca with a kernel scikit-learn does not know fails on every dataset: recorded, not fatal
-        method_params={**{m: {"epochs": 3} for m in ("livae", "vae", "livae_lambda1")},
-                       "kernelpca": {"kernel": "no-such-kernel"}},
-        metrics={"max_cells": 200, "n_clusters": None, "ilisi_subsample_sizes": [100, 200]},
-        paper_comparisons=[],
-        comparisons={"livae_vs_baselines": {"reference": "livae", "baselines": ["vae", "pca", "nmf", "kernelpca"]},
-                     "livae_vs_vae_atac": {"reference": "livae", "baselines": ["vae"], "modality": "atac"},
-                     "sweep_lambda": {"reference": "livae", "baselines": ["livae_lambda1"], "test": "none",
-                                      "sweep": {"livae_lambda1": 1, "livae": 10}, "sweep_parameter": "λ"}},
-    )
-    result = snakemake(workdir, config, "--cores", "2")
+    """The CI test configuration .test/ run for real end to end, as the snakemake-workflows catalogue runs it
+    (`snakemake --directory .test --cores 2` from the repository's root): the three shipped datasets reduced to
+    250 cells each, six methods (kernelpca made to fail), controls, summary, comparisons, a sweep, the
+    interpretability analysis and the site. A copy of .test/config in a scratch root whose resources/ is the
+    repository's, so the run writes nothing into the checkout; the console output is kept in console.txt."""
+    root = tmp_path_factory.mktemp("e2e")
+    workdir = ci_root(root)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                             "--directory", ".test", "--cores", "2"], cwd=root, capture_output=True, text=True,
+                            timeout=900)
+    (root / "console.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-5000:]
     return workdir
 
@@ -189,7 +185,7 @@ def test_end_to_end_metrics_stats_figures(finished_run):
     log = (finished_run / "logs/train/pancreas/kernelpca/seed0.log").read_text().strip().splitlines()
     assert "FAILED" in log[-1] and "Fix:" in log[-1]
     rules = pd.read_csv(finished_run / "results/benchmarks/rules.tsv", sep="\t").set_index("rule")
-    assert {"train", "embed", "evaluate", "preprocess", "plot_comparison"} <= set(rules.index)  # train: every train rule
+    assert {"train", "train_model", "embed", "evaluate", "preprocess", "plot_comparison"} <= set(rules.index)
     assert rules.loc["embed", "jobs"] == 30 and (rules["total_s"] > 0).all()  # (6 methods + 4 controls) x 3 datasets
     sweep = pd.read_csv(finished_run / "results/stats/sweep_lambda.tsv", sep="\t")
     assert (sweep["test"] == "none").all() and sweep["p_value"].isna().all()  # Δ only, as the paper's sweeps
@@ -276,7 +272,8 @@ def test_end_to_end_convergence_and_fairness(finished_run):
     assert rows.loc[["pca", "nmf"], "epochs_run"].isna().all()
     assert "kernel=no-such-kernel" in rows.loc["kernelpca", "settings_run"]
 
-    result = snakemake(finished_run, finished_run / "config.yaml", "--report", str(finished_run / "report.html"))
+    result = snakemake(finished_run, finished_run / "config" / "config.yaml", "--report",
+                       str(finished_run / "report.html"))
     assert result.returncode == 0, result.stderr[-3000:]
     html = (finished_run / "report.html").read_text()
     flagged = conv[conv["under_trained"] == "true"]
@@ -320,7 +317,27 @@ def test_end_to_end_site_in_browser(finished_run, tmp_path):
 
 
 @pytest.mark.workflow
+def test_console_says_what_finished_and_failed_and_the_logs_the_rest(finished_run):
+    """Issue 17: on the console, Snakemake's record of each job and the jobs' warnings and errors; the jobs'
+    details and progress (epoch lines, peak memory) only in their logs, and no progress bar anywhere."""
+    console = (finished_run.parent / "console.txt").read_text()
+    planned = job_counts(console)["total"]
+    assert len(re.findall(r"^Finished jobid: \d+", console, re.M)) == planned
+    assert "\r" not in console and not re.search(r"\d+(\.\d+)?(epoch|it)/s\b|s/(epoch|it)\b", console)
+    assert "peak RSS" not in console and " INFO " not in console  # every job's INFO lines stay in its log
+    for log in ("embed/pancreas/pca/seed0", "evaluate/cellbench/vae/seed0", "preprocess/atac_bmmc"):
+        assert "peak RSS" in (finished_run / f"logs/{log}.log").read_text().splitlines()[-1], log
+    train_log = (finished_run / "logs/train/pancreas/livae/seed0.log").read_text()
+    assert "pancreas/livae epoch 1/3" in train_log and "pancreas/livae epoch 3/3" in train_log
+    # the failed method: its one-line reason on the console for each dataset, its traceback in the log only
+    failures = [line for line in console.splitlines() if "kernelpca/seed0: FAILED" in line]
+    assert len(failures) == 3 and all("no-such-kernel" in line for line in failures)
+    assert "Traceback" not in console
+    assert "Traceback" in (finished_run / "logs/train/pancreas/kernelpca/seed0.log").read_text()
+
+
+@pytest.mark.workflow
 def test_rerun_is_up_to_date(finished_run):
-    result = snakemake(finished_run, finished_run / "config.yaml", "-n")
+    result = snakemake(finished_run, finished_run / "config" / "config.yaml", "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr

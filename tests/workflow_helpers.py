@@ -45,3 +45,14 @@ def snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900) -
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(configfile), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def ci_root(root: Path) -> Path:
+    """A scratch copy of the CI test configuration: ``root/.test/config`` from the repository's ``.test/``, and
+    ``root/resources`` the repository's (the .test registry reads ``../resources/``). Run it from ``root``
+    with ``--directory .test``, as the snakemake-workflows catalogue does; returns ``root/.test``."""
+    import shutil
+
+    shutil.copytree(REPO / ".test" / "config", root / ".test" / "config")
+    (root / "resources").symlink_to(RESOURCES)
+    return root / ".test"

@@ -6,19 +6,31 @@
 from snakemake.logging import logger
 
 from livaebench.analyses.interpretability import read_gmt
+from livaebench.config import has_symbols
 
 INTERPRET = analysis_settings("interpretability")
 INTERPRET_METHOD = INTERPRET.get("method", "livae")
 INTERPRET_OUT = "results/analyses/interpretability/{dataset}"
 INTERPRET_SEED = INTERPRET.get("seed") if INTERPRET.get("seed") is not None else config["seeds"][0]
-# The default config asks for this analysis on pancreas; a run whose registry or methods leave that out
-# (a test on other data, a run of classical methods only) skips it, and says so.
-INTERPRET_DATASETS = [d for d in INTERPRET.get("datasets", [])
-                      if d in DATASETS.index and INTERPRET_METHOD in methods_for(d)]
-_skipped = [d for d in INTERPRET.get("datasets", []) if d not in INTERPRET_DATASETS]
+# The default config asks for this analysis on pancreas: a run whose registry lacks it ignores it (a typo
+# of a registered name stops the run, common.smk registered_only), and a run whose methods leave the
+# analysed method out (classical methods only) skips it, and says so.
+INTERPRET_DATASETS = registered_only("analyses.interpretability.datasets", INTERPRET.get("datasets", []))
+_skipped = [d for d in INTERPRET_DATASETS if INTERPRET_METHOD not in methods_for(d)]
 if _skipped:
-    logger.info(f"analyses.interpretability: skipped on {', '.join(_skipped)} (not in the dataset registry, or "
-                f"method '{INTERPRET_METHOD}' is not configured for it)")
+    logger.info(
+        f"analyses.interpretability: skipped on {', '.join(_skipped)} (method '{INTERPRET_METHOD}' "
+        "is not configured for it)"
+    )
+    INTERPRET_DATASETS = [d for d in INTERPRET_DATASETS if d not in _skipped]
+# gene-set enrichment matches gene symbols: a dataset whose registry row says otherwise is skipped, in one line
+_no_symbols = [d for d in INTERPRET_DATASETS if not has_symbols(DATASETS.loc[d])]
+if _no_symbols:
+    logger.info(
+        f"analyses.interpretability: skipped on {', '.join(_no_symbols)} (registry feature_names is not "
+        "'symbols': gene sets cannot be matched)"
+    )
+    INTERPRET_DATASETS = [d for d in INTERPRET_DATASETS if d not in _no_symbols]
 
 
 # the configured GMT: relative to the working directory, else to the workflow's own folder
@@ -30,8 +42,10 @@ INTERPRET_LATENT = f"{model_dir(method=INTERPRET_METHOD, seed=INTERPRET_SEED)}/l
 
 if INTERPRET_DATASETS:
     if INTERPRET_SEED not in config["seeds"]:
-        raise WorkflowError(f"config: key 'analyses.interpretability.seed': {INTERPRET_SEED} is not among seeds. "
-                            f"Fix: use one of {config['seeds']}")
+        raise WorkflowError(
+            f"config: key 'analyses.interpretability.seed': {INTERPRET_SEED} is not among seeds. "
+            f"Fix: use one of {config['seeds']}"
+        )
     try:
         read_gmt(INTERPRET_GENE_SETS)
     except InputError as err:
@@ -39,6 +53,7 @@ if INTERPRET_DATASETS:
 
 
 rule interpret_components:
+    """The interpretability of one dataset's latent components: gene correlations, top genes, enrichment."""
     input:
         latent=INTERPRET_LATENT,
         embedding=embedding_path("{dataset}", INTERPRET_METHOD, INTERPRET_SEED),
@@ -63,16 +78,16 @@ rule interpret_components:
             subcategory="{dataset}",
         ),
         enrichment_pdf=f"{INTERPRET_OUT}/enrichment.pdf",
-    params:
-        method=INTERPRET_METHOD,
-        top_genes=INTERPRET.get("top_genes", 50),
-        alpha=INTERPRET.get("alpha", 0.05),
     log:
         "logs/interpretability/{dataset}.log",
     benchmark:
         "results/benchmarks/interpret_components/{dataset}.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        method=INTERPRET_METHOD,
+        top_genes=INTERPRET.get("top_genes", 50),
+        alpha=INTERPRET.get("alpha", 0.05),
     script:
         "../../scripts/interpret_components.py"
 

@@ -13,57 +13,63 @@ UNICOORD_BENCH = "results/benchmarks/unicoord_{step}/{dataset}.tsv"
 
 if UNICOORD_DATASETS:
     if UNICOORD["restoration"]["key"] and not UNICOORD["restoration"]["heldout"]:
-        raise WorkflowError("config: key 'analyses.unicoord.restoration.heldout' is not set. Fix: name the "
-                            "category of restoration.key to hold out, with a stage for every category in stages")
+        raise WorkflowError(
+            "config: key 'analyses.unicoord.restoration.heldout' is not set. Fix: name the "
+            "category of restoration.key to hold out, with a stage for every category in stages"
+        )
 
 
 rule unicoord_split:
+    """One dataset's seeded train/test split of cells for the UniCoord analyses (split.tsv)."""
     input:
         "results/data/{dataset}/preprocessed.h5ad",
     output:
         f"{UNICOORD_OUT}/split.tsv",
-    params:
-        seed=UNICOORD.get("seed", 0),
-        test_frac=UNICOORD.get("test_frac", 0.2),
     log:
         "logs/unicoord/{dataset}/split.log",
     benchmark:
         "results/benchmarks/unicoord_split/{dataset}.tsv"
     conda:
-        CONDA_ENV
+        TRAIN_ENV
+    params:
+        seed=UNICOORD.get("seed", 0),
+        test_frac=UNICOORD.get("test_frac", 0.2),
     script:
         "../../scripts/unicoord_split.py"
 
 
 rule unicoord_train:
+    """A UniCoord model of one dataset: on the split's train cells, or without the held-out category (variant)."""
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
         split=f"{UNICOORD_OUT}/split.tsv",
     output:
         f"{UNICOORD_OUT}/models/{{variant}}/model.pt",
-    wildcard_constraints:
-        variant="split|restore",
-    params:
-        overrides=lambda w: analysis_model_overrides(method_overrides(config, w.dataset, "unicoord"),
-                                                     UNICOORD["epochs"], w.variant),
-        seed=UNICOORD.get("seed", 0),
-        restoration=UNICOORD.get("restoration", {}),
-        gpu_fallback=config["gpu_fallback"],
-    threads: config["threads"]["train"]
-    resources:
-        gpu=config["gpu"],
-        gpu_model=config["gpu_model"] if config["gpu"] > 0 else "",
     log:
         "logs/unicoord/{dataset}/train_{variant}.log",
     benchmark:
         "results/benchmarks/unicoord_train/{dataset}/{variant}.tsv"
+    wildcard_constraints:
+        variant="split|restore",
     conda:
-        CONDA_ENV
+        gpu_env(TRAIN)
+    threads: config["threads"]["train"]
+    resources:
+        gpu=config["gpu"],
+        gpu_model=config["gpu_model"] if config["gpu"] > 0 else "",
+    params:
+        overrides=lambda w: analysis_model_overrides(
+            method_overrides(config, w.dataset, "unicoord"), UNICOORD["epochs"], w.variant
+        ),
+        seed=UNICOORD.get("seed", 0),
+        restoration=UNICOORD.get("restoration", {}),
+        gpu_fallback=config["gpu_fallback"],
     script:
         "../../scripts/unicoord_train.py"
 
 
 rule unicoord_label_prediction:
+    """UniCoord's label prediction on one dataset's test cells: accuracy, predictions, figure."""
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
         split=f"{UNICOORD_OUT}/split.tsv",
@@ -71,23 +77,28 @@ rule unicoord_label_prediction:
     output:
         table=f"{UNICOORD_OUT}/label_prediction/accuracy.tsv",
         predictions=f"{UNICOORD_OUT}/label_prediction/predictions.tsv",
-        png=report(f"{UNICOORD_OUT}/label_prediction/accuracy.png", caption="../report/unicoord_label_prediction.rst",
-                   category="UniCoord", subcategory="{dataset}"),
+        png=report(
+            f"{UNICOORD_OUT}/label_prediction/accuracy.png",
+            caption="../report/unicoord_label_prediction.rst",
+            category="UniCoord",
+            subcategory="{dataset}",
+        ),
         pdf=f"{UNICOORD_OUT}/label_prediction/accuracy.pdf",
-    params:
-        settings=UNICOORD.get("label_prediction", {}),
-        seed=UNICOORD.get("seed", 0),
     log:
         "logs/unicoord/{dataset}/label_prediction.log",
     benchmark:
         UNICOORD_BENCH.format(step="label_prediction", dataset="{dataset}")
     conda:
-        CONDA_ENV
+        TRAIN_ENV
+    params:
+        settings=UNICOORD.get("label_prediction", {}),
+        seed=UNICOORD.get("seed", 0),
     script:
         "../../scripts/unicoord_label_prediction.py"
 
 
 rule unicoord_reconfiguration:
+    """UniCoord's in silico reconfiguration on one dataset: the generated cells, their table and UMAP."""
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
         split=f"{UNICOORD_OUT}/split.tsv",
@@ -95,74 +106,92 @@ rule unicoord_reconfiguration:
     output:
         cells=f"{UNICOORD_OUT}/reconfiguration/generated.h5ad",
         table=f"{UNICOORD_OUT}/reconfiguration/reconfiguration.tsv",
-        umap=report(f"{UNICOORD_OUT}/reconfiguration/umap.png", caption="../report/unicoord_reconfiguration_umap.rst",
-                    category="UniCoord", subcategory="{dataset}"),
+        umap=report(
+            f"{UNICOORD_OUT}/reconfiguration/umap.png",
+            caption="../report/unicoord_reconfiguration_umap.rst",
+            category="UniCoord",
+            subcategory="{dataset}",
+        ),
         umap_pdf=f"{UNICOORD_OUT}/reconfiguration/umap.pdf",
-        dotplot=report(f"{UNICOORD_OUT}/reconfiguration/dotplot.png",
-                       caption="../report/unicoord_reconfiguration_dotplot.rst", category="UniCoord",
-                       subcategory="{dataset}"),
+        dotplot=report(
+            f"{UNICOORD_OUT}/reconfiguration/dotplot.png",
+            caption="../report/unicoord_reconfiguration_dotplot.rst",
+            category="UniCoord",
+            subcategory="{dataset}",
+        ),
         dotplot_pdf=f"{UNICOORD_OUT}/reconfiguration/dotplot.pdf",
-    params:
-        settings=UNICOORD.get("reconfiguration", {}),
-        seed=UNICOORD.get("seed", 0),
-    threads: config["threads"]["embed"]
     log:
         "logs/unicoord/{dataset}/reconfiguration.log",
     benchmark:
         UNICOORD_BENCH.format(step="reconfiguration", dataset="{dataset}")
     conda:
-        CONDA_ENV
+        TRAIN_ENV
+    threads: config["threads"]["embed"]
+    params:
+        settings=UNICOORD.get("reconfiguration", {}),
+        seed=UNICOORD.get("seed", 0),
     script:
         "../../scripts/unicoord_reconfiguration.py"
 
 
 rule unicoord_interpolation:
+    """UniCoord's interpolation along a continuous coordinate on one dataset: trajectory and heatmap."""
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
         split=f"{UNICOORD_OUT}/split.tsv",
         model=f"{UNICOORD_OUT}/models/split/model.pt",
     output:
         table=f"{UNICOORD_OUT}/interpolation/trajectory.tsv",
-        png=report(f"{UNICOORD_OUT}/interpolation/heatmap.png", caption="../report/unicoord_interpolation.rst",
-                   category="UniCoord", subcategory="{dataset}"),
+        png=report(
+            f"{UNICOORD_OUT}/interpolation/heatmap.png",
+            caption="../report/unicoord_interpolation.rst",
+            category="UniCoord",
+            subcategory="{dataset}",
+        ),
         pdf=f"{UNICOORD_OUT}/interpolation/heatmap.pdf",
-    params:
-        settings=UNICOORD.get("interpolation", {}),
-        seed=UNICOORD.get("seed", 0),
     log:
         "logs/unicoord/{dataset}/interpolation.log",
     benchmark:
         UNICOORD_BENCH.format(step="interpolation", dataset="{dataset}")
     conda:
-        CONDA_ENV
+        TRAIN_ENV
+    params:
+        settings=UNICOORD.get("interpolation", {}),
+        seed=UNICOORD.get("seed", 0),
     script:
         "../../scripts/unicoord_interpolation.py"
 
 
 rule unicoord_restoration:
+    """UniCoord's restoration of a held-out category on one dataset: table and figure."""
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
         split=f"{UNICOORD_OUT}/split.tsv",
         model=f"{UNICOORD_OUT}/models/restore/model.pt",
     output:
         table=f"{UNICOORD_OUT}/restoration/restoration.tsv",
-        png=report(f"{UNICOORD_OUT}/restoration/restoration.png", caption="../report/unicoord_restoration.rst",
-                   category="UniCoord", subcategory="{dataset}"),
+        png=report(
+            f"{UNICOORD_OUT}/restoration/restoration.png",
+            caption="../report/unicoord_restoration.rst",
+            category="UniCoord",
+            subcategory="{dataset}",
+        ),
         pdf=f"{UNICOORD_OUT}/restoration/restoration.pdf",
-    params:
-        settings=UNICOORD.get("restoration", {}),
-        seed=UNICOORD.get("seed", 0),
     log:
         "logs/unicoord/{dataset}/restoration.log",
     benchmark:
         UNICOORD_BENCH.format(step="restoration", dataset="{dataset}")
     conda:
-        CONDA_ENV
+        TRAIN_ENV
+    params:
+        settings=UNICOORD.get("restoration", {}),
+        seed=UNICOORD.get("seed", 0),
     script:
         "../../scripts/unicoord_restoration.py"
 
 
 rule unicoord_reference:
+    """UniCoord reused as a pretrained reference on one dataset's query cells: predictions and confusion."""
     input:
         data="results/data/{dataset}/preprocessed.h5ad",
         split=f"{UNICOORD_OUT}/split.tsv",
@@ -172,18 +201,22 @@ rule unicoord_reference:
         query=f"{UNICOORD_OUT}/reference/query.h5ad",
         predictions=f"{UNICOORD_OUT}/reference/predictions.tsv",
         table=f"{UNICOORD_OUT}/reference/confusion.tsv",
-        png=report(f"{UNICOORD_OUT}/reference/confusion.png", caption="../report/unicoord_reference.rst",
-                   category="UniCoord", subcategory="{dataset}"),
+        png=report(
+            f"{UNICOORD_OUT}/reference/confusion.png",
+            caption="../report/unicoord_reference.rst",
+            category="UniCoord",
+            subcategory="{dataset}",
+        ),
         pdf=f"{UNICOORD_OUT}/reference/confusion.pdf",
-    params:
-        settings=UNICOORD.get("reference", {}),
-        seed=UNICOORD.get("seed", 0),
     log:
         "logs/unicoord/{dataset}/reference.log",
     benchmark:
         UNICOORD_BENCH.format(step="reference", dataset="{dataset}")
     conda:
-        CONDA_ENV
+        TRAIN_ENV
+    params:
+        settings=UNICOORD.get("reference", {}),
+        seed=UNICOORD.get("seed", 0),
     script:
         "../../scripts/unicoord_reference.py"
 

@@ -14,16 +14,32 @@ sys.path.insert(0, LIB_DIR)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in [LIB_DIR, os.getenv("PYTHONPATH")] if p))
 
 from livaebench.comparisons import configured_comparisons
-from livaebench.config import QC_COLUMNS, load_registry, validate_config
+from livaebench.config import QC_COLUMNS, load_registry, registered_datasets, runs_on, validate_config
 from livaebench.errors import InputError
-from livaebench.methods import (ARTIFACT_FILES, check_dataset_method_params, check_method_params, get_method,
-                                method_overrides)
+from livaebench.methods import (
+    ARTIFACT_FILES,
+    check_dataset_method_params,
+    check_method_params,
+    get_method,
+    method_overrides,
+)
 from livaebench.methods.controls import CONTROLS, NEEDS_LABELS
 from livaebench.resources import train_resources
+from livaebench.software_envs import LIGHT, TRAIN, TRAIN_EXTRA, env_file, method_env
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 ENVS = "../../envs"
-CONDA_ENV = f"{ENVS}/livaebench.yaml"
+# Each rule's conda env (--sdm conda) is the smallest that has what its code imports (livaebench.software_envs;
+# tests/test_envs.py checks every rule): no torch, torch (CPU build), torch + scvi-tools/scTour/torch-geometric.
+LIGHT_ENV = f"{ENVS}/{env_file(LIGHT)}"
+TRAIN_ENV = f"{ENVS}/{env_file(TRAIN)}"
+TRAIN_EXTRA_ENV = f"{ENVS}/{env_file(TRAIN_EXTRA)}"
+
+
+def gpu_env(kind):
+    """The env of a job that gets the gpu resource: the CUDA build when the config asks for GPUs."""
+    return f"{ENVS}/{env_file(kind, gpu=config['gpu'] > 0)}"
+
 
 # Everything a run can get wrong in its configuration stops it here, before any job starts.
 try:
@@ -34,7 +50,8 @@ try:
     METHODS = {name: get_method(name) for name in [*config["methods"], *CONTROL_METHODS]}
     check_method_params(config["method_params"])
     check_dataset_method_params(
-        {d: v for d, v in config["dataset_method_params"].items() if d in DATASETS.index}, DATASETS.index)
+        {d: v for d, v in config["dataset_method_params"].items() if d in DATASETS.index}, DATASETS.index
+    )
     COMPARISONS = configured_comparisons(config)
 except InputError as err:
     raise WorkflowError(str(err)) from None
@@ -54,17 +71,25 @@ ANALYSIS_BENCHMARKS = []
 
 
 def registered_only(key, datasets):
-    """The datasets of a per-dataset config entry that this run's registry has; the others are named in a
-    warning (a shared config may name datasets of other registries, e.g. the shipped pancreas)."""
-    datasets = list(datasets)
-    absent = [d for d in datasets if d not in DATASETS.index]
-    if absent:
-        logger.warning(f"config: key '{key}' names dataset(s) not in the registry {config['datasets']}: "
-                       f"{', '.join(absent)}; ignored for this run")
-    return [d for d in datasets if d in DATASETS.index]
+    """The datasets of a per-dataset config entry that this run's registry has. One rule for every such key
+    (livaebench.config.registered_datasets): a typo of a registered name stops the run naming the closest
+    ones; a dataset of another registry (a shared config may name the shipped pancreas) is ignored, in a
+    warning."""
+    try:
+        kept, ignored = registered_datasets(key, datasets, DATASETS.index)
+    except InputError as err:
+        raise WorkflowError(str(err)) from None
+    if ignored:
+        logger.warning(
+            f"config: key '{key}' names dataset(s) not in the registry {config['datasets']}: "
+            f"{', '.join(ignored)}; ignored for this run"
+        )
+    return kept
 
 
 registered_only("dataset_method_params", config["dataset_method_params"])
+for _name, _spec in COMPARISONS.items():
+    registered_only(f"comparisons.{_name}.datasets", _spec.get("datasets") or [])
 
 
 def analysis_settings(name):
@@ -75,13 +100,16 @@ def analysis_settings(name):
 def dataset_row(wildcards):
     row = DATASETS.loc[wildcards.dataset].to_dict()
     # unset per-dataset QC overrides stay out of the params, so adding those columns reran nothing
-    return {k: v for k, v in row.items() if v or k not in QC_COLUMNS}
+    return {k: v for k, v in row.items() if v or k not in (*QC_COLUMNS, "feature_names", "samples")}
 
 
 def methods_for(dataset):
     modality, labelled = DATASETS.loc[dataset, "modality"], bool(DATASETS.loc[dataset, "label_key"])
-    return [name for name, method in METHODS.items()
-            if modality in method.modalities and (labelled or name not in NEEDS_LABELS)]
+    return [
+        name
+        for name, method in METHODS.items()
+        if modality in method.modalities and runs_on(config, name, modality) and (labelled or name not in NEEDS_LABELS)
+    ]
 
 
 def counts_source(wildcards):
@@ -126,7 +154,7 @@ def model_dir(dataset="{dataset}", method="{method}", seed="{seed}"):
 
 
 def method_conda_env(wildcards):
-    return f"{ENVS}/{METHODS[wildcards.method].conda_env}"
+    return f"{ENVS}/{method_env(METHODS[wildcards.method], config['gpu'])}"
 
 
 def train_threads(wildcards):
@@ -138,8 +166,7 @@ def train_resource(key):
 
     def resource(wildcards, input, attempt):
         max_cells = DATASETS.loc[wildcards.dataset, "max_cells"]
-        return train_resources(METHODS[wildcards.method], input[0], attempt,
-                               int(max_cells) if max_cells else None)[key]
+        return train_resources(METHODS[wildcards.method], input[0], attempt, int(max_cells) if max_cells else None)[key]
 
     return resource
 
@@ -190,8 +217,12 @@ def comparison_plots(name):
 def figure_targets():
     targets = []
     for name in active_comparisons():
-        targets += expand("results/figures/{comparison}/{plot}.{ext}", comparison=name, plot=comparison_plots(name),
-                          ext=["png", "pdf"])
+        targets += expand(
+            "results/figures/{comparison}/{plot}.{ext}",
+            comparison=name,
+            plot=comparison_plots(name),
+            ext=["png", "pdf"],
+        )
     targets += expand("results/figures/umap/{dataset}.{ext}", dataset=DATASETS.index, ext=["png", "pdf"])
     if batch_datasets():
         targets += expand("results/figures/ilisi_subsample.{ext}", ext=["png", "pdf"])
@@ -204,15 +235,19 @@ def benchmark_targets():
     runs = all_runs()
     targets = [f"{bench}/fetch_geo/{d}.tsv" for d in DATASETS.index if DATASETS.loc[d, "source"] == "geo"]
     targets += [f"{bench}/{step}/{d}.tsv" for step in ("assemble_counts", "preprocess") for d in DATASETS.index]
-    targets += [f"{bench}/{step}/{d}/{m}/seed{s}.tsv" for step in ("train", "embed", "evaluate") for d, m, s in runs]
+    targets += [f"{bench}/{train_rule_name(METHODS[m].artifacts)}/{d}/{m}/seed{s}.tsv" for d, m, s in runs]
+    targets += [f"{bench}/{step}/{d}/{m}/seed{s}.tsv" for step in ("embed", "evaluate") for d, m, s in runs]
     targets += [f"{bench}/gather_metrics.tsv", f"{bench}/convergence.tsv", f"{bench}/fairness.tsv"]
     for name in active_comparisons():
         targets += [f"{bench}/compare/{name}.tsv", f"{bench}/plot_comparison/{name}.tsv"]
         if COMPARISONS[name].get("sweep"):
             targets.append(f"{bench}/plot_sensitivity/{name}.tsv")
     targets += [f"{bench}/plot_umap_grid/{d}.tsv" for d in DATASETS.index]
-    targets += [f"{bench}/{step}/{m}.tsv" for step in ("summary", "summary_figure", "cd_diagram")
-                for m in summary_modalities()]
+    targets += [
+        f"{bench}/{step}/{m}.tsv"
+        for step in ("summary_table", "summary_figure", "cd_diagram")
+        for m in summary_modalities()
+    ]
     if batch_datasets():
         targets.append(f"{bench}/plot_ilisi.tsv")
     return targets + ANALYSIS_BENCHMARKS
@@ -259,18 +294,40 @@ def site_manifest():
     """What the results site reads (the site rule, livaebench.site.build_site), page by page; the summary of
     each modality, each dataset's UMAP grid and preprocessing record, each comparison family's stats table,
     figures and settings, and the tables of the whole run."""
-    modalities = {m: {"table": f"results/summary/{m}.tsv", "scores": f"results/summary/{m}_scores.tsv",
-                      "figure": f"results/summary/{m}.png", "cd": f"results/summary/{m}_cd.png"}
-                  for m in summary_modalities()}
-    datasets = {d: {"modality": DATASETS.loc[d, "modality"], "label_key": DATASETS.loc[d, "label_key"],
-                    "batch_key": DATASETS.loc[d, "batch_key"], "umap": f"results/figures/umap/{d}.png",
-                    "preprocessed": f"results/data/{d}/preprocessed.h5ad"} for d in DATASETS.index}
-    comparisons = {c: {"stats": f"results/stats/{c}.tsv", "spec": comparison_spec(c),
-                       "figures": {p: f"results/figures/{c}/{p}.png" for p in comparison_plots(c)}}
-                   for c in active_comparisons()}
-    tables = {"metrics": "results/metrics/all.tsv", "failures": "results/metrics/failures.tsv",
-              "convergence": "results/metrics/convergence.tsv", "fairness": "results/stats/fairness.tsv",
-              "costs": "results/benchmarks/rules.tsv"}
+    modalities = {
+        m: {
+            "table": f"results/summary/{m}.tsv",
+            "scores": f"results/summary/{m}_scores.tsv",
+            "figure": f"results/summary/{m}.png",
+            "cd": f"results/summary/{m}_cd.png",
+        }
+        for m in summary_modalities()
+    }
+    datasets = {
+        d: {
+            "modality": DATASETS.loc[d, "modality"],
+            "label_key": DATASETS.loc[d, "label_key"],
+            "batch_key": DATASETS.loc[d, "batch_key"],
+            "umap": f"results/figures/umap/{d}.png",
+            "preprocessed": f"results/data/{d}/preprocessed.h5ad",
+        }
+        for d in DATASETS.index
+    }
+    comparisons = {
+        c: {
+            "stats": f"results/stats/{c}.tsv",
+            "spec": comparison_spec(c),
+            "figures": {p: f"results/figures/{c}/{p}.png" for p in comparison_plots(c)},
+        }
+        for c in active_comparisons()
+    }
+    tables = {
+        "metrics": "results/metrics/all.tsv",
+        "failures": "results/metrics/failures.tsv",
+        "convergence": "results/metrics/convergence.tsv",
+        "fairness": "results/stats/fairness.tsv",
+        "costs": "results/benchmarks/rules.tsv",
+    }
     return {"modalities": modalities, "datasets": datasets, "comparisons": comparisons, "tables": tables}
 
 

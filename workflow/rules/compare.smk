@@ -2,6 +2,7 @@
 
 
 rule compare:
+    """The paired statistics of one comparison family (results/stats/{comparison}.tsv)."""
     input:
         "results/metrics/all.tsv",
     output:
@@ -11,19 +12,20 @@ rule compare:
             category="Comparisons",
             subcategory="{comparison}",
         ),
-    params:
-        spec=lambda w: comparison_spec(w.comparison),
     log:
         "logs/compare/{comparison}.log",
     benchmark:
-        "results/benchmarks/compare/{comparison}.tsv",
+        "results/benchmarks/compare/{comparison}.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        spec=lambda w: comparison_spec(w.comparison),
     script:
         "../../scripts/compare.py"
 
 
 rule fairness:
+    """Each method's settings and budget in this run beside its original's (fairness.tsv)."""
     input:
         "results/metrics/convergence.tsv",
     output:
@@ -32,16 +34,16 @@ rule fairness:
             caption="../report/fairness.rst",
             category="Fairness",
         ),
-    params:
-        overrides=lambda w: fairness_overrides(),
-        latent_dim=config["latent_dim"],
-        # a changed declaration in the registry remakes the table
-        provenance=lambda w: {m: repr((M.defaults, M.origin, M.deviations)) for m, M in METHODS.items()},
     log:
         "logs/fairness.log",
     benchmark:
         "results/benchmarks/fairness.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        overrides=lambda w: fairness_overrides(),
+        latent_dim=config["latent_dim"],
+        # a changed declaration in the registry remakes the table
+        provenance=lambda w: {m: repr((M.defaults, M.origin, M.deviations)) for m, M in METHODS.items()},
     script:
         "../../scripts/fairness.py"

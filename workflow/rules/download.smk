@@ -13,14 +13,15 @@ rule fetch_geo:
         directory("results/downloads/{dataset}"),
     params:
         accession=lambda w: DATASETS.loc[w.dataset, "accession"],
-        pattern=lambda w: DATASETS.loc[w.dataset, "pattern"] or ".*",
+        pattern=lambda w: DATASETS.loc[w.dataset, "pattern"] or "auto",
+        samples=lambda w: DATASETS.loc[w.dataset, "samples"],
         base_url=config["geo"]["base_url"],
     log:
         "logs/fetch_geo/{dataset}.log",
     benchmark:
         "results/benchmarks/fetch_geo/{dataset}.tsv",
     conda:
-        CONDA_ENV
+        LIGHT_ENV
     script:
         "../../scripts/fetch_geo.py"
 
@@ -38,6 +39,6 @@ rule assemble_counts:
     benchmark:
         "results/benchmarks/assemble_counts/{dataset}.tsv",
     conda:
-        CONDA_ENV
+        LIGHT_ENV
     script:
         "../../scripts/assemble_counts.py"

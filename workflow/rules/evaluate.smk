@@ -4,25 +4,27 @@ from livaebench.convergence import FlaggedRunsCaption
 
 
 rule evaluate:
+    """The metric panel of one embedding (one run's metric table)."""
     input:
         "results/embeddings/{dataset}/{method}/seed{seed}.h5ad",
     output:
         "results/metrics/{dataset}/{method}/seed{seed}.tsv",
-    params:
-        options=config["metrics"],
-        convergence=config["convergence"],
-    threads: config["threads"]["evaluate"]
     log:
         "logs/evaluate/{dataset}/{method}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/evaluate/{dataset}/{method}/seed{seed}.tsv",
+        "results/benchmarks/evaluate/{dataset}/{method}/seed{seed}.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    threads: config["threads"]["evaluate"]
+    params:
+        options=config["metrics"],
+        convergence=config["convergence"],
     script:
         "../../scripts/evaluate.py"
 
 
 rule gather_metrics:
+    """One table of every run's metrics (all.tsv) and the list of failed runs (failures.tsv)."""
     input:
         metric_targets(),
     output:
@@ -39,14 +41,15 @@ rule gather_metrics:
     log:
         "logs/gather_metrics.log",
     benchmark:
-        "results/benchmarks/gather_metrics.tsv",
+        "results/benchmarks/gather_metrics.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
     script:
         "../../scripts/gather_metrics.py"
 
 
 rule convergence:
+    """How every neural training phase ended: epochs run, stop reason, under-trained flag (convergence.tsv)."""
     input:
         # the latent files carry their run's convergence records (read without loading the latents)
         [f"{model_dir(*run)}/latent.npz" for run in all_runs()],
@@ -56,22 +59,23 @@ rule convergence:
             caption="../report/convergence.rst",
             category="Convergence",
         ),
-    params:
-        runs=all_runs(),
-        max_rel_improvement=config["convergence"]["max_rel_improvement"],
-        # the caption's list of flagged runs, read from the table when the report is made
-        flagged=FlaggedRunsCaption("results/metrics/convergence.tsv"),
     log:
         "logs/convergence.log",
     benchmark:
         "results/benchmarks/convergence.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        runs=all_runs(),
+        max_rel_improvement=config["convergence"]["max_rel_improvement"],
+        # the caption's list of flagged runs, read from the table when the report is made
+        flagged=FlaggedRunsCaption("results/metrics/convergence.tsv"),
     script:
         "../../scripts/convergence_table.py"
 
 
 rule rule_benchmarks:
+    """Wall time and peak memory per rule from every job's benchmark file (rules.tsv)."""
     input:
         # every benchmarked job is upstream of these; naming its ~3 files per run as inputs here would
         # double the file lookups of planning a large study
@@ -88,12 +92,11 @@ rule rule_benchmarks:
             caption="../report/benchmarks.rst",
             category="Run time and memory",
         ),
-    params:
-        files=lambda w: benchmark_targets(),
     log:
         "logs/rule_benchmarks.log",
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        files=lambda w: benchmark_targets(),
     script:
         "../../scripts/rule_benchmarks.py"
-

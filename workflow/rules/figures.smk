@@ -2,6 +2,7 @@
 
 
 rule plot_comparison:
+    """The boxplots and the Δ figure of one comparison family (PNG + PDF)."""
     input:
         metrics="results/metrics/all.tsv",
         stats="results/stats/{comparison}.tsv",
@@ -20,19 +21,20 @@ rule plot_comparison:
             subcategory="{comparison}",
         ),
         delta_pdf="results/figures/{comparison}/delta.pdf",
-    params:
-        spec=lambda w: comparison_spec(w.comparison),
     log:
         "logs/figures/{comparison}.log",
     benchmark:
-        "results/benchmarks/plot_comparison/{comparison}.tsv",
+        "results/benchmarks/plot_comparison/{comparison}.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        spec=lambda w: comparison_spec(w.comparison),
     script:
         "../../scripts/plot_comparison.py"
 
 
 rule plot_sensitivity:
+    """The sensitivity plot of one parameter-sweep family (PNG + PDF)."""
     input:
         "results/metrics/all.tsv",
     output:
@@ -42,19 +44,20 @@ rule plot_sensitivity:
             category="Sensitivity",
         ),
         pdf="results/figures/{comparison}/sensitivity.pdf",
-    params:
-        spec=lambda w: comparison_spec(w.comparison),
     log:
         "logs/figures/{comparison}_sensitivity.log",
     benchmark:
-        "results/benchmarks/plot_sensitivity/{comparison}.tsv",
+        "results/benchmarks/plot_sensitivity/{comparison}.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        spec=lambda w: comparison_spec(w.comparison),
     script:
         "../../scripts/plot_sensitivity.py"
 
 
 rule plot_umap_grid:
+    """The UMAP grid of one dataset, one panel per method (PNG + PDF)."""
     input:
         lambda w: [embedding_path(w.dataset, m, config["seeds"][0]) for m in methods_for(w.dataset)],
     output:
@@ -64,20 +67,21 @@ rule plot_umap_grid:
             category="Embeddings",
         ),
         pdf="results/figures/umap/{dataset}.pdf",
-    params:
-        methods=lambda w: methods_for(w.dataset),
-        row=dataset_row,
     log:
         "logs/figures/umap_{dataset}.log",
     benchmark:
-        "results/benchmarks/plot_umap_grid/{dataset}.tsv",
+        "results/benchmarks/plot_umap_grid/{dataset}.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        methods=lambda w: methods_for(w.dataset),
+        row=dataset_row,
     script:
         "../../scripts/plot_umap_grid.py"
 
 
 rule plot_ilisi:
+    """iLISI against the subsample size on the datasets with batches (PNG + PDF)."""
     input:
         "results/metrics/all.tsv",
     output:
@@ -87,16 +91,16 @@ rule plot_ilisi:
             category="Batch integration",
         ),
         pdf="results/figures/ilisi_subsample.pdf",
+    log:
+        "logs/figures/ilisi.log",
+    benchmark:
+        "results/benchmarks/plot_ilisi.tsv"
+    conda:
+        LIGHT_ENV
     params:
         methods=[m for m in METHODS if m not in CONTROLS],  # controls are in the summary, not compared here
         datasets=batch_datasets(),
         # the multi-batch family's reference (Fig. 11) is drawn in the reference colour
         reference=ilisi_reference(),
-    log:
-        "logs/figures/ilisi.log",
-    benchmark:
-        "results/benchmarks/plot_ilisi.tsv",
-    conda:
-        CONDA_ENV
     script:
         "../../scripts/plot_ilisi.py"

@@ -2,18 +2,19 @@
 
 
 rule preprocess:
+    """QC, feature selection and normalisation of one dataset's counts (preprocessed.h5ad)."""
     input:
         rules.assemble_counts.output,
     output:
         "results/data/{dataset}/preprocessed.h5ad",
-    params:
-        row=preprocess_row,
-        options=config["preprocess"],
     log:
         "logs/preprocess/{dataset}.log",
     benchmark:
-        "results/benchmarks/preprocess/{dataset}.tsv",
+        "results/benchmarks/preprocess/{dataset}.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        row=preprocess_row,
+        options=config["preprocess"],
     script:
         "../../scripts/preprocess.py"

@@ -3,6 +3,7 @@
 
 
 rule site:
+    """The offline results site (results/site/index.html) and its zip for the report."""
     input:
         site_inputs(),
     output:
@@ -12,15 +13,15 @@ rule site:
             caption="../report/site.rst",
             category="Results site",
         ),
-    params:
-        # the pages' sources by page, and each comparison family's settings (shown on its page)
-        manifest=site_manifest(),
     log:
         "logs/site.log",
     benchmark:
         # not in results/benchmarks/rules.tsv: the site shows that table, so it is made after it
         "results/benchmarks/site.tsv"
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        # the pages' sources by page, and each comparison family's settings (shown on its page)
+        manifest=site_manifest(),
     script:
         "../../scripts/site.py"

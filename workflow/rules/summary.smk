@@ -2,7 +2,8 @@
 # overall scores, ranks per dataset and their mean; its results table and its critical-difference diagram.
 
 
-rule summary:
+rule summary_table:
+    """The ranked summary of one modality and its per-dataset scores (results/summary/{modality}.tsv)."""
     input:
         "results/metrics/all.tsv",
     output:
@@ -13,23 +14,24 @@ rule summary:
             subcategory="{modality}",
         ),
         scores="results/summary/{modality}_scores.tsv",
+    log:
+        "logs/summary/{modality}.log",
+    benchmark:
+        "results/benchmarks/summary_table/{modality}.tsv"
     wildcard_constraints:
         modality="rna|atac",
+    conda:
+        LIGHT_ENV
     params:
         datasets=lambda w: modality_datasets(w.modality),
         families=lambda w: summary_families(w.modality),
         weights=config["summary"]["weights"],
-    log:
-        "logs/summary/{modality}.log",
-    benchmark:
-        "results/benchmarks/summary/{modality}.tsv"
-    conda:
-        CONDA_ENV
     script:
         "../../scripts/summary.py"
 
 
 rule summary_figure:
+    """The ranked summary of one modality as a results-table figure (PNG + PDF)."""
     input:
         board="results/summary/{modality}.tsv",
         scores="results/summary/{modality}_scores.tsv",
@@ -41,19 +43,20 @@ rule summary_figure:
             subcategory="{modality}",
         ),
         pdf="results/summary/{modality}.pdf",
-    wildcard_constraints:
-        modality="rna|atac",
     log:
         "logs/summary/{modality}_figure.log",
     benchmark:
         "results/benchmarks/summary_figure/{modality}.tsv"
+    wildcard_constraints:
+        modality="rna|atac",
     conda:
-        CONDA_ENV
+        LIGHT_ENV
     script:
         "../../scripts/summary_figure.py"
 
 
 rule cd_diagram:
+    """The critical-difference diagram of one modality's ranks (PNG + PDF)."""
     input:
         "results/summary/{modality}_scores.tsv",
     output:
@@ -64,15 +67,15 @@ rule cd_diagram:
             subcategory="{modality}",
         ),
         pdf="results/summary/{modality}_cd.pdf",
-    wildcard_constraints:
-        modality="rna|atac",
-    params:
-        alpha=config["summary"]["alpha"],
     log:
         "logs/summary/{modality}_cd.log",
     benchmark:
         "results/benchmarks/cd_diagram/{modality}.tsv"
+    wildcard_constraints:
+        modality="rna|atac",
     conda:
-        CONDA_ENV
+        LIGHT_ENV
+    params:
+        alpha=config["summary"]["alpha"],
     script:
         "../../scripts/cd_diagram.py"

@@ -7,20 +7,22 @@
 for _artifacts, _methods in artifact_groups().items():
 
     rule:
+        """Fit one method on one dataset with one seed: its latent (latent.npz) and declared artifacts."""
         name:
             train_rule_name(_artifacts)
         input:
             "results/data/{dataset}/preprocessed.h5ad",
         output:
-            latent=f"{model_dir()}/latent.npz",
             **{name: f"{model_dir()}/{ARTIFACT_FILES[name]}" for name in _artifacts},
+            latent=f"{model_dir()}/latent.npz",
+        log:
+            "logs/train/{dataset}/{method}/seed{seed}.log",
+        benchmark:  # under the rule's own name: results/benchmarks/rules.tsv reports each train rule apart
+            f"results/benchmarks/{train_rule_name(_artifacts)}/{{dataset}}/{{method}}/seed{{seed}}.tsv"
         wildcard_constraints:
             method="|".join(map(re.escape, _methods)),
-        params:
-            overrides=lambda w: method_overrides(config, w.dataset, w.method),
-            latent_dim=config["latent_dim"],
-            on_failure=config["on_method_failure"],
-            gpu_fallback=config["gpu_fallback"],
+        conda:
+            method_conda_env
         threads: train_threads
         resources:
             gpu=lambda w: config["gpu"] if METHODS[w.method].uses_gpu else 0,
@@ -28,11 +30,10 @@ for _artifacts, _methods in artifact_groups().items():
             gpu_model=lambda w: config["gpu_model"] if METHODS[w.method].uses_gpu and config["gpu"] > 0 else "",
             mem_mb=train_resource("mem_mb"),
             runtime=train_resource("runtime"),
-        log:
-            "logs/train/{dataset}/{method}/seed{seed}.log",
-        benchmark:
-            "results/benchmarks/train/{dataset}/{method}/seed{seed}.tsv",
-        conda:
-            method_conda_env
+        params:
+            overrides=lambda w: method_overrides(config, w.dataset, w.method),
+            latent_dim=config["latent_dim"],
+            on_failure=config["on_method_failure"],
+            gpu_fallback=config["gpu_fallback"],
         script:
             "../../scripts/train.py"

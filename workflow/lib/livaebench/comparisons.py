@@ -17,9 +17,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .config import check_name
-from .errors import InputError
+from .errors import InputError, choose_from
 from .methods import all_methods, methods_of_family
 from .methods.controls import FAMILY as CONTROL_FAMILY
+from .methods.registry import METHODS_LISTED
 from .panels import ILISI_POOLED, PIPELINE_METRICS, SUBSAMPLED
 
 SPEC_DEFAULTS: dict[str, Any] = {"modality": "any", "test": "auto", "correction": "pairs"}
@@ -87,7 +88,7 @@ def check_comparisons(specs: Mapping[str, Mapping[str, Any]], source: str = "con
         for method in [spec["reference"], *spec["baselines"], *(spec.get("sweep") or {})]:
             if method not in registered:
                 raise InputError(f"{source}: comparison '{name}'", f"'{method}' is not a registered method",
-                                 f"use one of: {', '.join(sorted(registered))}")
+                                 choose_from(method, sorted(registered), METHODS_LISTED))
         controls = [m for m in [spec["reference"], *spec["baselines"], *(spec.get("sweep") or {})]
                     if registered[m].family == CONTROL_FAMILY]
         if controls:  # a control fixes the summary's scale (docs/methods.md §8); it is not a competitor
@@ -107,7 +108,7 @@ def configured_comparisons(config: Mapping[str, Any]) -> dict[str, dict[str, Any
     unknown = [name for name in chosen if name not in paper]
     if unknown:
         raise InputError("config: key 'paper_comparisons'", f"'{unknown[0]}' is not one of the paper's comparisons",
-                         f"use 'all' or names from: {', '.join(paper)}")
+                         f"use 'all' or a list of them; {choose_from(unknown[0], paper, 'config/README.md')}")
     for name in config.get("comparisons") or {}:
         check_name("comparison", name)  # the name becomes a path
     own = {name: {**SPEC_DEFAULTS, **spec} for name, spec in (config.get("comparisons") or {}).items()}

@@ -23,7 +23,39 @@ from .labels import PSEUDO_PREFIX, label_key_problem
 
 QC_COLUMNS = ["min_genes", "min_peaks", "min_cells", "max_mito_pct"]
 REGISTRY_COLUMNS = ["dataset", "modality", "source", "accession", "path", "label_key", "batch_key",
-                    "pattern", "orientation", "organism", "max_cells", *QC_COLUMNS, "notes"]
+                    "pattern", "orientation", "organism", "max_cells", *QC_COLUMNS, "feature_names", "samples", "notes"]
+# What a registry row's feature names are: gene symbols (the default), stable ids (Ensembl, peak
+# coordinates) or placeholders (a source that ships none). Steps keyed on symbols (the mitochondrial cap,
+# gene-set enrichment) run only on 'symbols' and say in one line where they are skipped.
+FEATURE_NAMES = ("symbols", "ids", "placeholder")
+
+
+def has_symbols(row) -> bool:
+    """Whether a registry row's feature names are gene symbols (empty = symbols, the default)."""
+    return (row.get("feature_names", "") or "symbols") == "symbols"
+# The samples column: GEO sample ids and ranges of them, comma-separated (GSM1,GSM5-GSM8).
+_SAMPLE_ITEM_RE = re.compile(r"(GSM[0-9]+)(?:-(GSM[0-9]+))?")
+MAX_SAMPLE_RANGE = 1000  # a longer range is a typo more often than a study
+
+
+def parse_samples(text: str) -> list[str]:
+    """The GSM ids a registry ``samples`` value names, ranges expanded in order (``GSM8248668-GSM8248676``
+    is nine ids); '' gives []. Raises ValueError (one line) for a malformed id or range or a repeated id."""
+    out: list[str] = []
+    for item in (text.split(",") if text.strip() else []):
+        m = _SAMPLE_ITEM_RE.fullmatch(item.strip())
+        if not m:
+            raise ValueError(f"{_shown(item.strip())} is not a GSM id or a range GSMa-GSMb")
+        first, last = int(m[1][3:]), int(m[2][3:]) if m[2] else int(m[1][3:])
+        if last < first or last - first >= MAX_SAMPLE_RANGE:
+            raise ValueError(f"range {_shown(item.strip())} must go up and span at most {MAX_SAMPLE_RANGE} ids")
+        out += [f"GSM{n}" for n in range(first, last + 1)]
+    repeated = sorted({s for s in out if out.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated[:3])} listed twice")
+    return out
+
+
 # Free-text columns: any characters but tabs, line breaks and control characters.
 _TEXT_COLUMNS = ("organism", "notes")
 
@@ -96,7 +128,20 @@ def validate_config(config: dict, schema_path: str | Path, source: str = "config
             problem = "is not a known key"
         key = ".".join(path) or "(top level)"
         raise InputError(f"{source}: key '{key}'", problem, "correct it as documented in config/README.md")
-    return _fill_defaults(config, schema)
+    config = _fill_defaults(config, schema)
+    # `methods` by modality: kept as `methods_by_modality`; `methods` becomes the union (first-seen order),
+    # which is what every reader of the method list (controls, report, comparisons) needs
+    if isinstance(config["methods"], dict):
+        config["methods_by_modality"] = {k: list(v) for k, v in config["methods"].items()}
+        config["methods"] = list(dict.fromkeys(m for names in config["methods"].values() for m in names))
+    return config
+
+
+def runs_on(config: dict, method: str, modality: str) -> bool:
+    """Whether the config's method lists put ``method`` on datasets of ``modality`` (controls are added
+    by the workflow on every modality; a plain `methods` list puts every method on every modality)."""
+    by_modality = config.get("methods_by_modality")
+    return by_modality is None or method in by_modality.get(modality, []) or method not in config["methods"]
 
 
 # ------------------------------------------------------------------------------------ the registry
@@ -172,7 +217,14 @@ def _row_problem(row: dict) -> tuple[str, str, str] | None:
         if row["path"]:
             return ("path", "is set but source is 'geo' (the files are downloaded into results/downloads/{dataset})",
                     "leave path empty, or set source to 'file' to read the local path")
-        if row["pattern"]:
+        try:
+            samples = parse_samples(row.get("samples", ""))
+        except ValueError as exc:
+            return "samples", str(exc), "write GSM ids or ranges separated by commas, e.g. GSM8248668-GSM8248676,GSM8248690"
+        if samples and row["accession"].startswith("GSM"):
+            return "samples", "is set but the accession is a sample (GSM)", \
+                "give the series (GSE) as accession, or leave samples empty"
+        if row["pattern"] and row["pattern"] != "auto":
             try:
                 re.compile(row["pattern"])
             except re.error as exc:
@@ -185,6 +237,9 @@ def _row_problem(row: dict) -> tuple[str, str, str] | None:
         if row["pattern"]:
             return ("pattern", "is set but source is 'file' (pattern selects GEO supplementary files only)",
                     "leave pattern empty and point path at the file itself")
+        if row.get("samples"):
+            return ("samples", "is set but source is 'file' (samples selects GEO samples only)",
+                    "leave samples empty")
     problem = label_key_problem(row["label_key"])  # pseudo:kmeans[:K] (livaebench.labels)
     if problem is not None:
         return ("label_key", *problem)
@@ -255,9 +310,49 @@ def load_registry(path: str | Path, schema_path: str | Path) -> pd.DataFrame:
             raise InputError(where, f"dataset id listed twice (also on line {seen[key]}; ids differing only in "
                              "case count as the same)", "give every row a unique 'dataset'")
         seen[key] = number
+        if row["source"] == "geo" and not row["batch_key"] and len(parse_samples(row["samples"])) > 1:
+            row["batch_key"] = "sample"  # several samples of a series: each is a batch (obs['sample'])
         records.append(row)
     table = pd.DataFrame.from_records(records, columns=REGISTRY_COLUMNS).astype(object)
     return table.set_index("dataset", drop=False)
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``."""
+    previous, current = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        before, previous, current = previous, current, [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+    return current[-1]
+
+
+def registered_datasets(key: str, names, registry, source: str = "config") -> tuple[list[str], list[str]]:
+    """(kept, ignored): the datasets a per-dataset config entry names (an analysis' ``datasets``,
+    ``dataset_method_params``) that the registry has, and those it has not.
+
+    One rule for every such key: a name a typo away from a registered dataset (case aside, at most one edit
+    per four characters and two in all: `pancraes`, `Cellbench`) is an error naming the key and the closest
+    names; any other unregistered name is a dataset of another registry (a shared config may name the
+    shipped pancreas while a run reads config/paper_datasets.tsv), ignored for the run, and the caller says
+    so in a warning.
+    """
+    registry = [str(d) for d in registry]
+    kept, ignored = [], []
+    for name in map(str, names):
+        if name in registry:
+            kept.append(name)
+            continue
+        limit = max(1, min(2, len(name) // 4))
+        edits = {d: _edits(name.lower(), d.lower()) for d in registry}
+        close = sorted((d for d in registry if edits[d] <= limit), key=lambda d: (edits[d], d))
+        if close:
+            raise InputError(f"{source}: key '{key}'", f"'{name}' is not in the dataset registry",
+                             f"did you mean {' or '.join(repr(d) for d in close[:3])}?")
+        ignored.append(name)
+    return kept, ignored
 
 
 # ----------------------------------------------------------------------------------- QC thresholds
@@ -266,8 +361,8 @@ def preprocess_options(row: dict, options: dict) -> dict:
     overridden by the registry row's QC columns where they are set.
 
     Returns ``n_features``, ``min_genes`` (RNA: ``min_genes``; ATAC: ``min_peaks``, the minimum detected
-    peaks), ``min_cells``, ``max_mito_pct`` and ``overrides`` (the registry columns that replaced a config
-    value, for the log). Values are re-checked, so a hand-made row cannot pass a bad type through.
+    peaks), ``min_cells``, ``max_mito_pct``, ``overrides`` (the registry columns that replaced a config
+    value, for the log) and ``skipped`` (one log line per symbol-keyed step that does not apply). Values are re-checked, so a hand-made row cannot pass a bad type through.
     """
     modality = row["modality"]
     problem = _row_problem({column: str(row.get(column, "") or "") for column in REGISTRY_COLUMNS})
@@ -282,4 +377,9 @@ def preprocess_options(row: dict, options: dict) -> dict:
         if value:
             out[key] = cast(value)
             out["overrides"][column] = out[key]
+    out["skipped"] = []
+    if out["max_mito_pct"] is not None and modality == "rna" and not has_symbols(row):
+        out["skipped"].append(f"max_mito_pct={out['max_mito_pct']:g} skipped: the registry says this dataset's "
+                              f"feature names are {row['feature_names']}, not gene symbols (no MT- genes to find)")
+        out["max_mito_pct"] = None
     return out

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .latents import save_latents
+
 FAILED = "failed"
 OK = "ok"
 
@@ -29,16 +31,14 @@ def one_line(err: BaseException, limit: int = 300) -> str:
 def record_failure(latent_path: str | Path, artifact_paths, err: BaseException, *, what: str,
                    log: logging.Logger) -> str:
     """Write the failure record (and artifact stubs), log the traceback and a closing line; return the reason."""
-    from .embedding import save_latents
-
     reason = one_line(err)
     log.info("traceback of the failure:\n%s", "".join(traceback.format_exception(err)).rstrip())
     save_latents(latent_path, {"status": np.array(FAILED), "reason": np.array(reason)})
     for path in artifact_paths:
         Path(path).write_text(f"{what} failed: {reason}\n")
     log.error(f"{what}: FAILED ({reason}). The study goes on without it (status=failed in "
-              "results/metrics/all.tsv). Fix: read the traceback above, change method_params or remove the "
-              "method for this dataset, then rerun the same target")
+              "results/metrics/all.tsv). Fix: read the traceback in the job's log, change method_params or "
+              "remove the method for this dataset, then rerun the same target")
     return reason
 
 

@@ -97,12 +97,25 @@ def enable_numba_cache(cache_dir: str | os.PathLike | None = None) -> None:
                         pass
 
 
+# Set by step() when a job writes its own log file: the console is then Snakemake's (shared by parallel jobs).
+_JOB_LOG: Path | None = None
+
+
 def get_logger(log_path: str | os.PathLike | None = None, name: str = "livaebench") -> logging.Logger:
+    """A logger writing to ``log_path`` (every line) and to stderr.
+
+    With a log file, stderr gets warnings and errors only: under Snakemake stderr is the console that every
+    parallel job and Snakemake's own job lines share, so the details (progress, epochs, peak memory) stay in
+    the job's log (``tail -f logs/...`` follows one job) and the console shows what a person must act on.
+    Without one (a script or notebook), stderr gets everything.
+    """
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if log_path else logging.INFO)
+    handlers: list[logging.Handler] = [console]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
@@ -113,6 +126,16 @@ def get_logger(log_path: str | os.PathLike | None = None, name: str = "livaebenc
     return logger
 
 
+def show_progress_bar() -> bool:
+    """Whether a progress bar may draw on stderr: only on a terminal, and not inside a workflow job.
+
+    In a job (:func:`step` with a log file) parallel jobs' bars and Snakemake's lines would interleave on one
+    console, and a bar in a log file is a stream of carriage returns; there the progress is the job log's lines
+    (e.g. an epoch line every ``log_every`` epochs).
+    """
+    return _JOB_LOG is None and sys.stderr.isatty()
+
+
 @contextlib.contextmanager
 def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "livaebench"):
     """Run one workflow step: thread caps, a logger writing to the rule's log, and clean failures.
@@ -121,10 +144,18 @@ def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "l
     end the process with their one-line message and exit status 1; any other exception is logged with
     its traceback and re-raised.
     """
+    global _JOB_LOG
     limit_threads(threads)
     log = get_logger(log_path, name)
     errors = _ErrorSeen()
     log.addHandler(errors)
+    if log_path:
+        _JOB_LOG = Path(log_path)
+        # third-party warnings (FutureWarning, numba, ...) go to the job's log, not to the shared console
+        logging.captureWarnings(True)
+        warnings_log = logging.getLogger("py.warnings")
+        warnings_log.handlers = [h for h in log.handlers if isinstance(h, logging.FileHandler)]
+        warnings_log.propagate = False
     try:
         yield log
         # exact (the kernel's high-water mark), unlike Snakemake's sampled max_rss; a log that records an
@@ -144,6 +175,11 @@ def step(log_path: str | os.PathLike | None, *, threads: int = 1, name: str = "l
         log.error(f"{_job_name(log_path)}: failed ({one_line(err)}). Fix: read the traceback above; if an input "
                   "is at fault, correct it, then rerun the same target")
         raise
+    finally:
+        if log_path:  # a step run inside a longer process (tests, notebooks) leaves it as it was
+            _JOB_LOG = None
+            logging.captureWarnings(False)
+            warnings_log.handlers, warnings_log.propagate = [], True
 
 
 class _ErrorSeen(logging.Handler):

@@ -10,8 +10,9 @@ What the engine guarantees:
 * **Data path.** ``data`` is a dict of tensors whose first dimension is the cell; they go to the
   device once. A minibatch is an index tensor from a seeded ``torch.randperm`` per epoch, split into
   near-equal chunks (no tiny last batch), and every tensor is sliced with it: no per-cell Python.
-* **No per-step host synchronisation.** Loss terms are accumulated as tensors and read once per epoch;
-  a non-finite term is tracked on-device (step where it first appeared) and reported at the epoch's end.
+* **No per-step host synchronisation.** Each step keeps its loss terms as one small device tensor; the
+  epoch's means and the first minibatch at which a term was non-finite are computed from them and read
+  once at the epoch's end (docs/performance.md: where a step's time goes).
 * **Reproducibility.** Splits and batch orders come from generators seeded from the run's seed; model
   noise from torch's global generator, seeded by ``torch_runtime``. The validation pass runs under a
   forked, re-seeded generator, so (a) it never shifts the training noise and (b) every epoch's
@@ -40,6 +41,8 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import torch
 from torch import nn
+
+from .runtime import show_progress_bar
 
 __all__ = [
     "EngineModel", "TrainConfig", "TrainResult", "NonFiniteLossError", "train", "torch_runtime",
@@ -407,11 +410,11 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
         if history else None
     last_ckpt = time.perf_counter()
     bar = None
-    if not finished and start_epoch < cfg.epochs:
+    # a bar only on a terminal outside a workflow job; a job's progress is its log's epoch lines (below)
+    if progress and show_progress_bar() and not finished and start_epoch < cfg.epochs:
         from tqdm import tqdm
         bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"{dataset}/{method}".strip("/"),
-                   unit="epoch", file=sys.stderr, disable=not progress, dynamic_ncols=True,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+                   unit="epoch", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
 
     epoch = start_epoch
     while not finished and epoch < cfg.epochs:
@@ -422,9 +425,9 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
                 group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / cfg.epochs))
         model.train()
         perm = train_idx_cpu[torch.randperm(n_train, generator=batch_gen)].to(device)
-        acc = None
-        first_bad = None
-        for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
+        chunks = torch.tensor_split(perm, n_batches)
+        step_terms: list[torch.Tensor] = []  # one (terms..., total) vector per minibatch, on the device
+        for idx in chunks:
             batch = {k: v.index_select(0, idx) for k, v in data.items()}
             model.on_step(step)
             terms = model.loss_terms(batch)
@@ -432,26 +435,26 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
                 term_names = list(terms)
             elif list(terms) != term_names:
                 raise RuntimeError(f"{type(model).__name__}.loss_terms changed its terms: {list(terms)} vs {term_names}")
-            weights = model.loss_weights  # read every step: a model may anneal its weights in on_step
-            total = sum(weights.get(k, 1.0) * v for k, v in terms.items())
+            total = _weighted_total(terms, model.loss_weights)  # weights read every step: a model may anneal them
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             if cfg.grad_clip and cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
             optimizer.step()
             step += 1
-            vec = torch.stack([v.detach() for v in terms.values()] + [total.detach()])
-            w = float(idx.shape[0])
-            if acc is None:
-                acc = vec * w
-                first_bad = torch.full_like(vec, -1.0)
-            else:
-                acc += vec * w
-            # first minibatch at which each term was non-finite (-1: never), kept on the device
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(vec), torch.full_like(vec, float(b)), first_bad)
+            step_terms.append(torch.stack([v.detach() for v in terms.values()] + [total.detach()]))
 
+        # The epoch's bookkeeping in a few tensor operations instead of several per step: the weighted
+        # sum runs minibatch by minibatch as before (the same float32 additions in the same order).
+        per_step = torch.stack(step_terms)                                   # (minibatches, terms + 1)
+        weighted = per_step * torch.tensor([float(c.shape[0]) for c in chunks], device=per_step.device).unsqueeze(1)
+        acc = weighted[0].clone()
+        for row in weighted[1:]:
+            acc += row
         means = (acc / n_train).tolist()
-        bad = first_bad.tolist()
+        nonfinite = ~torch.isfinite(per_step)
+        # first minibatch at which each term was non-finite (-1: never)
+        bad = torch.where(nonfinite.any(0), nonfinite.to(torch.int8).argmax(0), -1).tolist()
         if any(x >= 0 for x in bad):
             earliest = min(x for x in bad if x >= 0)
             # the total is non-finite whenever a term is: name it only when every term is finite
@@ -533,6 +536,17 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
                        n_train, n_val, seconds, info)
 
 
+def _weighted_total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """Σ weight · term in the terms' order. A weight of 1 is not multiplied and the sum does not start
+    from 0: the same floating-point result as ``sum(w * v)`` (x · 1 and 0 + x are exact) in fewer operations."""
+    total = None
+    for name, value in terms.items():
+        w = weights.get(name, 1.0)
+        term = value if isinstance(w, (int, float)) and w == 1.0 else w * value
+        total = term if total is None else total + term
+    return total
+
+
 @torch.no_grad()
 def _validate(model: EngineModel, data, val_idx, batch_size, device, val_seed) -> float:
     """Weighted validation loss per cell, with the same noise every epoch and no effect on training RNG."""
@@ -544,7 +558,6 @@ def _validate(model: EngineModel, data, val_idx, batch_size, device, val_seed) -
         for idx in torch.split(val_idx, batch_size):
             batch = {k: v.index_select(0, idx) for k, v in data.items()}
             terms = model.loss_terms(batch)
-            weights = model.loss_weights
-            total += sum(weights.get(k, 1.0) * v for k, v in terms.items()) * idx.shape[0]
+            total += _weighted_total(terms, model.loss_weights) * idx.shape[0]
     model.train()
     return float(total) / val_idx.shape[0]

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..plotting import _categorical_palette, _save, _style
+
+# The Snakefile imports read_gmt while it plans: scipy, matplotlib and the plotting module are imported by
+# the functions that use them, so planning needs none of them (tests/test_planning.py).
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["component_gene_correlations", "component_table", "read_gmt", "enrichment", "separating_component",
            "plot_component_umaps", "plot_enrichment", "component_names"]
@@ -33,6 +36,8 @@ def component_gene_correlations(z: np.ndarray, x) -> np.ndarray:
 
     ``x`` (cells x genes) may be sparse; it is never densified. A constant component or gene has r = 0.
     """
+    import scipy.sparse as sp
+
     z = np.asarray(z, dtype=np.float64)
     n = z.shape[0]
     zc = z - z.mean(axis=0)
@@ -149,6 +154,11 @@ def plot_component_umaps(umap: np.ndarray, z: np.ndarray, x, summary: pd.DataFra
                          out_png, title: str, labels=None) -> Figure:
     """Per component: UMAP coloured by its activation beside the UMAP coloured by its top gene's
     expression (two pairs per row); a first panel shows the cell types when ``labels`` is given."""
+    import scipy.sparse as sp
+    from matplotlib.figure import Figure
+
+    from ..plotting import _categorical_palette, _save, _style
+
     names = list(map(str, var_names))
     d = z.shape[1]
     pairs_per_row = 2
@@ -203,6 +213,10 @@ def plot_component_umaps(umap: np.ndarray, z: np.ndarray, x, summary: pd.DataFra
 
 def plot_enrichment(table: pd.DataFrame, *, out_png, title: str, alpha: float = 0.05) -> Figure:
     """Heatmap of −log10 BH-adjusted p (components x gene sets); significant cells marked with their overlap."""
+    from matplotlib.figure import Figure
+
+    from ..plotting import _save, _style
+
     wide = table.pivot(index="gene_set", columns="component", values="p_adj")
     overlap = table.pivot(index="gene_set", columns="component", values="overlap")
     comps = sorted(wide.columns, key=lambda c: int(str(c).removeprefix("Latent")) if str(c)[6:].isdigit() else 0)

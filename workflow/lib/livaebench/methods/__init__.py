@@ -12,7 +12,7 @@ from .registry import (ARTIFACT_FILES, Check, Deviation, FitContext, Method, Ori
                        methods_of_family, register)
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in ("registry", "engine"):
+    if _module.name not in ("registry", "engine", "__main__"):  # __main__: the command-line listing
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["ARTIFACT_FILES", "Check", "Deviation", "FitContext", "Method", "Origin", "Resources", "all_methods", "check_dataset_method_params",

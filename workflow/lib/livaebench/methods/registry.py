@@ -8,8 +8,9 @@ The contract of a method (see docs/adding-a-method.md):
   written by ``run`` to ``ctx.artifact_path(name)``, and declared as outputs of the train rule.
 * ``defaults`` are the parameters it takes; their types (and ``checks``: choices, ranges) are checked
   against the config's ``method_params`` while the workflow is planned, before any job runs.
-* ``modalities``, ``uses_gpu``, ``conda_env`` (a file under ``envs/``; the train rule's ``conda:``
-  follows it) and ``resources`` (threads, memory and runtime as a function of the dataset's size).
+* ``modalities``, ``uses_gpu``, ``conda_env`` (the train rule's ``conda:``: None for the smallest of the
+  project's envs that trains it, ``livaebench.software_envs``; a file under ``envs/`` for a method with
+  software of its own) and ``resources`` (threads, memory and runtime as a function of the dataset's size).
 
 Modules in ``livaebench.methods`` register their methods at import time. Importing the registry is
 what the Snakefile does while it parses, so a method module imports nothing heavy at module level
@@ -26,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, choose_from
 
 # Artifact name -> file name inside results/models/{dataset}/{method}/seed{seed}/
 ARTIFACT_FILES: dict[str, str] = {
@@ -34,7 +35,7 @@ ARTIFACT_FILES: dict[str, str] = {
     "loadings": "loadings.tsv",   # feature x component weights of a linear method
     "cells": "cells.tsv",         # per-cell table (cluster assignments, pseudotime, ...)
 }
-DEFAULT_CONDA_ENV = "livaebench.yaml"
+DEFAULT_CONDA_ENV = None  # livaebench.software_envs chooses
 # Written by fit_method beside the latents: the convergence records of the run's trainings ([] if none)
 CONVERGENCE_FILE = "convergence.json"
 
@@ -186,7 +187,7 @@ class Method:
     description: str = ""
     pinned: tuple[str, ...] = ()  # parameters a variant fixes (a sweep's latent_dim): global settings skip them
     artifacts: tuple[str, ...] = ()
-    conda_env: str = DEFAULT_CONDA_ENV
+    conda_env: str | None = DEFAULT_CONDA_ENV
     resources: Resources = Resources()
     checks: Mapping[str, Check] = field(default_factory=dict)
     origin: Origin | None = None
@@ -218,9 +219,8 @@ class Method:
         """One-line error for an unknown parameter, a wrong type or a value out of range."""
         for key, value in (overrides or {}).items():
             if key not in self.defaults:
-                raise InputError(where, f"unknown parameter '{key}' of method '{self.name}' "
-                                 f"(known: {', '.join(sorted(self.defaults))})",
-                                 "remove it or spell it as listed")
+                raise InputError(where, f"unknown parameter '{key}' of method '{self.name}'",
+                                 choose_from(key, sorted(self.defaults), f"`python -m livaebench.methods {self.name}`"))
             problem = _type_problem(value, self.defaults[key])
             if problem is None and key in self.checks:
                 problem = self.checks[key].problem(value)
@@ -241,12 +241,15 @@ class Method:
 
 
 _REGISTRY: dict[str, Method] = {}
+# where a user finds every registered name (an error about an unknown name points there, docs/baselines.md
+# is generated from the registry)
+METHODS_LISTED = "docs/baselines.md"
 
 
 def register(name: str, family: str, run: Callable, defaults: Mapping[str, Any] | None = None,
              *, uses_gpu: bool = False, modalities: tuple[str, ...] = ("rna", "atac"),
              description: str = "", pinned: tuple[str, ...] = (), artifacts: tuple[str, ...] = (),
-             conda_env: str = DEFAULT_CONDA_ENV, resources: Resources | None = None,
+             conda_env: str | None = DEFAULT_CONDA_ENV, resources: Resources | None = None,
              checks: Mapping[str, Check] | None = None, origin: Origin | None = None,
              deviations: tuple[Deviation, ...] | list[Deviation] = ()) -> Method:
     if name in _REGISTRY:
@@ -264,8 +267,7 @@ def register(name: str, family: str, run: Callable, defaults: Mapping[str, Any] 
 def get_method(name: str) -> Method:
     if name not in _REGISTRY:
         raise InputError(
-            f"method '{name}'", "is not in the method registry",
-            f"use one of: {', '.join(sorted(_REGISTRY))}",
+            f"method '{name}'", "is not in the method registry", choose_from(name, sorted(_REGISTRY), METHODS_LISTED),
         )
     return _REGISTRY[name]
 
@@ -284,7 +286,7 @@ def check_method_params(method_params: Mapping[str, Any], source: str = "config"
     for name, overrides in (method_params or {}).items():
         if name not in _REGISTRY:
             raise InputError(f"{source}: key 'method_params.{name}'", f"'{name}' is not a registered method",
-                             f"use one of: {', '.join(sorted(_REGISTRY))}")
+                             choose_from(name, sorted(_REGISTRY), METHODS_LISTED))
         if not isinstance(overrides, Mapping):
             raise InputError(f"{source}: key 'method_params.{name}'", "must be a mapping of parameter: value",
                              "write it as {parameter: value, ...}")
@@ -296,7 +298,7 @@ def check_dataset_method_params(dataset_method_params: Mapping[str, Any], datase
     for dataset, per_method in (dataset_method_params or {}).items():
         if dataset not in datasets:
             raise InputError(f"{source}: key 'dataset_method_params.{dataset}'", f"'{dataset}' is not in the dataset registry",
-                             f"use one of: {', '.join(map(str, datasets))}")
+                             choose_from(dataset, datasets, "the dataset registry"))
         check_method_params(per_method, f"{source} (dataset_method_params.{dataset})")
 
 

@@ -2,10 +2,6 @@
 # Part of `rule all` only with config `claims: true` (a study with enough datasets for the tests to mean something).
 
 
-def claims_targets():
-    return ["results/claims/claims.tsv", "results/claims/claims.md"] if config["claims"] else []
-
-
 rule claims:
     """The paper's headline claims checked against this run's statistics and summary (results/claims/)."""
     input:

@@ -347,3 +347,8 @@ def site_inputs():
 def site_targets():
     """The results site and its zip (made by the site rule), part of the default run."""
     return ["results/site/index.html", "results/site.zip"]
+
+
+def claims_targets():
+    """The paper's claims checked against the run (rule claims), when config `claims` is on."""
+    return ["results/claims/claims.tsv", "results/claims/claims.md"] if config["claims"] else []

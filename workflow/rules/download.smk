@@ -9,36 +9,38 @@ localrules:
 
 
 rule fetch_geo:
+    """The supplementary files of one GEO dataset, downloaded and checked (results/downloads/{dataset})."""
     output:
         directory("results/downloads/{dataset}"),
+    log:
+        "logs/fetch_geo/{dataset}.log",
+    benchmark:
+        "results/benchmarks/fetch_geo/{dataset}.tsv"
+    conda:
+        LIGHT_ENV
     params:
         accession=lambda w: DATASETS.loc[w.dataset, "accession"],
         pattern=lambda w: DATASETS.loc[w.dataset, "pattern"] or "auto",
         samples=lambda w: DATASETS.loc[w.dataset, "samples"],
         base_url=config["geo"]["base_url"],
-    log:
-        "logs/fetch_geo/{dataset}.log",
-    benchmark:
-        "results/benchmarks/fetch_geo/{dataset}.tsv",
-    conda:
-        LIGHT_ENV
     script:
         "../../scripts/fetch_geo.py"
 
 
 rule assemble_counts:
+    """One dataset's raw counts with its labels and batches, from GEO files or a local file (counts.h5ad)."""
     input:
         counts_source,
     output:
         "results/data/{dataset}/counts.h5ad",
-    params:
-        row=dataset_row,
-        seed=config["seeds"][0],
     log:
         "logs/assemble_counts/{dataset}.log",
     benchmark:
-        "results/benchmarks/assemble_counts/{dataset}.tsv",
+        "results/benchmarks/assemble_counts/{dataset}.tsv"
     conda:
         LIGHT_ENV
+    params:
+        row=dataset_row,
+        seed=config["seeds"][0],
     script:
         "../../scripts/assemble_counts.py"

@@ -17,6 +17,7 @@ def forecast_listings():
 
 
 rule forecast:
+    """The predicted cost of this config's run: CPU-hours, GPU-hours, peak memory, wall time (results/forecast.*)."""
     input:
         model=config["forecast"]["cost_model"],
         # the listings that exist (none is made for this rule: listing needs the network)
@@ -24,15 +25,15 @@ rule forecast:
     output:
         table="results/forecast.tsv",
         text="results/forecast.md",
+    log:
+        "logs/forecast.log",
+    conda:
+        LIGHT_ENV
     params:
         targets=lambda w: benchmark_targets(),
         rows=lambda w: {d: {k: str(v) for k, v in DATASETS.loc[d].to_dict().items()} for d in DATASETS.index},
         listings=lambda w: forecast_listings(),
         settings=config["forecast"],
         configfiles=", ".join(os.path.relpath(f) for f in workflow.overwrite_configfiles) or "config/config.yaml",
-    log:
-        "logs/forecast.log",
-    conda:
-        LIGHT_ENV
     script:
         "../../scripts/forecast.py"

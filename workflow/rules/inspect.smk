@@ -17,24 +17,26 @@ localrules:
 
 
 rule list_geo_files:
+    """The supplementary files of one GEO dataset and which ones fetch_geo would download (a table)."""
     output:
         "results/geo_files/{dataset}.tsv",
+    log:
+        "logs/list_geo_files/{dataset}.log",
+    benchmark:
+        "results/benchmarks/list_geo_files/{dataset}.tsv"
+    conda:
+        LIGHT_ENV
     params:
         source=lambda w: DATASETS.loc[w.dataset, "source"],
         accession=lambda w: DATASETS.loc[w.dataset, "accession"],
         pattern=lambda w: DATASETS.loc[w.dataset, "pattern"] or "auto",
         samples=lambda w: DATASETS.loc[w.dataset, "samples"],
         base_url=config["geo"]["base_url"],
-    log:
-        "logs/list_geo_files/{dataset}.log",
-    benchmark:
-        "results/benchmarks/list_geo_files/{dataset}.tsv",
-    conda:
-        LIGHT_ENV
     script:
         "../../scripts/list_geo_files.py"
 
 
 rule geo_files:
+    """The file listing of every GEO dataset of the registry (results/geo_files/)."""
     input:
         [f"results/geo_files/{d}.tsv" for d in DATASETS.index if DATASETS.loc[d, "source"] == "geo"],

@@ -352,3 +352,8 @@ def site_targets():
 def claims_targets():
     """The paper's claims checked against the run (rule claims), when config `claims` is on."""
     return ["results/claims/claims.tsv", "results/claims/claims.md"] if config["claims"] else []
+
+
+def forecast_listings():
+    """dataset -> its GEO listing path, for the GEO rows of the registry (rule forecast)."""
+    return {d: f"results/geo_files/{d}.tsv" for d in DATASETS.index if DATASETS.loc[d, "source"] == "geo"}

@@ -11,11 +11,6 @@ localrules:
     forecast,
 
 
-def forecast_listings():
-    """dataset -> its GEO listing path, for the GEO rows of the registry."""
-    return {d: f"results/geo_files/{d}.tsv" for d in DATASETS.index if DATASETS.loc[d, "source"] == "geo"}
-
-
 rule forecast:
     """The predicted cost of this config's run: CPU-hours, GPU-hours, peak memory, wall time (results/forecast.*)."""
     input:

@@ -72,7 +72,8 @@ def test_bad_counts_stop_only_their_dataset(tmp_path):
 
 
 def test_only_the_downloads_are_local_rules(repo):
-    """On a cluster the downloads stay on the submit host (compute nodes often have no internet)."""
+    """On a cluster the downloads stay on the submit host (compute nodes often have no internet), and so does the
+    cost forecast: it is asked for before submitting and reads only small tables."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
@@ -80,4 +81,4 @@ def test_only_the_downloads_are_local_rules(repo):
         workflow = api.workflow(snakefile=repo / "Snakefile", workdir=repo, resource_settings=ResourceSettings(),
                                 config_settings=ConfigSettings(config={"methods": ["pca"]}))
         # Snakemake exposes the localrules set only as this attribute.
-        assert workflow._workflow._localrules == {"fetch_geo", "list_geo_files", "geo_files"}
+        assert workflow._workflow._localrules == {"fetch_geo", "list_geo_files", "geo_files", "forecast"}

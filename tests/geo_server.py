@@ -450,6 +450,12 @@ def filelist_text(archive: str, members: dict[str, bytes]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def counts_csv(seed: int = 0, rows: int = 4000, cols: int = 12) -> bytes:
+    """A headerless gene x cell CSV of Poisson counts (gene ids g0, g1, ...), seeded."""
+    values = np.random.default_rng(seed).poisson(3, size=(rows, cols))
+    return "".join(f"g{i}," + ",".join(map(str, row)) + "\n" for i, row in enumerate(values)).encode()
+
+
 def tar_bytes(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -563,7 +569,7 @@ def constructed_gsms(accession: str = "GSE999001", n_samples: int = 2) -> list[s
 
 __all__ = ["Served", "add_layout_series", "add_real_soft", "add_series", "build_constructed_series",
            "constructed_gsms", "dense_text", "filelist_text", "h5ad_bytes", "kb_files", "serve", "series_dir",
-           "sample_dir", "range_dir", "tar_bytes", "tenx_h5_bytes", "triplet_files"]
+           "sample_dir", "range_dir", "counts_csv", "tar_bytes", "tenx_h5_bytes", "triplet_files"]
 
 if __name__ == "__main__":  # manual use: python tests/geo_server.py ROOT SOURCE_H5AD
     import sys

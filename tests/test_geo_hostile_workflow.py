@@ -18,10 +18,9 @@ import gzip
 import io
 import tarfile
 
-import numpy as np
 import pytest
 
-from geo_server import add_series, serve
+from geo_server import add_series, counts_csv, serve, tar_bytes
 from workflow_helpers import snakemake, write_config, write_registry
 
 SUPPL = "ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSE990nnn/{acc}/suppl/{name}"
@@ -29,18 +28,7 @@ HOSTILE = ("\x1b[", "\x1b]", "\x00", "\x07")  # escape sequences (CSI, OSC), NUL
 
 
 def table(seed: int) -> bytes:
-    values = np.random.default_rng(seed).poisson(3, size=(3000, 8))
-    return "".join(f"g{i}," + ",".join(map(str, row)) + "\n" for i, row in enumerate(values)).encode()
-
-
-def tar_of(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return counts_csv(seed, rows=3000, cols=8)
 
 
 @pytest.mark.workflow
@@ -48,7 +36,7 @@ def test_hostile_servers_through_the_workflow(tmp_path):
     root = tmp_path / "geo_root"
     first = gzip.compress(table(0))
     bgzip = first + gzip.compress(table(1))
-    tar = tar_of({"a.csv": table(2), "b.csv": table(3)})
+    tar = tar_bytes({"a.csv": table(2), "b.csv": table(3)})
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:
         tar_cut = t.getmembers()[1].offset  # the second member's header: the first reads as a whole archive
     with serve(root) as site, serve(root) as other:

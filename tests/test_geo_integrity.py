@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from geo_server import add_series
+from geo_server import add_series, counts_csv, tar_bytes
 from livaebench.data.archives import container_state
 from livaebench.data.geo import fetch_geo
 from livaebench.errors import InputError
@@ -24,25 +24,14 @@ ACC = "GSE990001"
 
 
 def counts_table(seed: int = 0, rows: int = 4000) -> bytes:
-    values = np.random.default_rng(seed).poisson(3, size=(rows, 12))
-    return "".join(f"g{i}," + ",".join(map(str, row)) + "\n" for i, row in enumerate(values)).encode()
-
-
-def tar_of(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return counts_csv(seed, rows=rows, cols=12)
 
 
 def cut_containers() -> dict[str, tuple[bytes, int]]:
     """(whole file, a cut offset at which the container's own framing still reads as whole-ish)."""
     first = gzip.compress(counts_table(0))
     bgzip = first + gzip.compress(counts_table(1))  # two members, as bgzip writes its blocks
-    tar = tar_of({"a.csv": counts_table(0), "b.csv": counts_table(1)})
+    tar = tar_bytes({"a.csv": counts_table(0), "b.csv": counts_table(1)})
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:
         a, b = t.getmembers()
     end_blocks = b.offset_data + -(-b.size // 512) * 512 + 1024  # the two zero blocks, before the padding
@@ -112,7 +101,7 @@ def test_cut_transfer_without_length_is_not_accepted(site, tmp_path):
 def test_complete_file_without_length_is_measured_by_a_probe(site, tmp_path, kind):
     """The body ended with the connection: the server's answer to a one-byte Range request (it refuses
     HEAD) gives the length that proves the file whole."""
-    data = {"gz": lambda: gzip.compress(counts_table()), "tar": lambda: tar_of({"a.csv": counts_table()}),
+    data = {"gz": lambda: gzip.compress(counts_table()), "tar": lambda: tar_bytes({"a.csv": counts_table()}),
             "h5": lambda: hdf5_bytes(tmp_path)}[kind]()
     name = f"counts.{kind}"
     publish(site, {name: data})
@@ -128,7 +117,7 @@ def test_file_cut_where_it_still_parses_is_not_accepted(site, tmp_path, kind):
     superblock. Served whole but short and without a length, the server gives their (short) length when
     asked, and their own check tells that they are damaged at the source."""
     if kind == "tar":
-        full = tar_of({"a.csv": counts_table(0), "b.csv": counts_table(1)})
+        full = tar_bytes({"a.csv": counts_table(0), "b.csv": counts_table(1)})
         with tarfile.open(fileobj=io.BytesIO(full)) as tar:
             cut = full[: tar.getmembers()[1].offset]  # the second member's header starts here
         with tarfile.open(fileobj=io.BytesIO(cut)) as tar:

@@ -169,12 +169,17 @@ def test_too_few_datasets_say_so_instead_of_a_p_value():
     assert set(ilisi["test"]) == {"insufficient: n_datasets=0 (need >=3)"} and ilisi["delta"].isna().all()
 
 
-def test_wilcoxon_needs_five_nonzero_differences():
+def test_wilcoxon_runs_at_small_n_with_its_floor():
+    # 4 datasets: a real signed-rank test (exact), Bonferroni over the 3 pairs of 3 methods, never below
+    # the exact test's floor 3 * 2^(1-4)
     wide = {m: v[:4] for m, v in skewed_design().items()}
     table = st.compare(long_table(wide), comparison="c", reference="livae", baselines=["vae", "pca"],
                        metrics_list=["NMI"], test="nonparametric")
-    assert table["test"].str.startswith("insufficient: 4 non-zero differences").all()
-    assert table["p_value"].isna().all()
+    assert (table["test"] == "friedman+wilcoxon-bonferroni").all()
+    for _, row in table.iterrows():
+        expected = min(1.0, 3 * sps.wilcoxon(wide["livae"], wide[row["baseline"]]).pvalue)
+        assert row["p_value"] == pytest.approx(expected)
+        assert row["p_value"] >= 3 * 2.0 ** (1 - 4) - 1e-12
     # identical methods: every difference is zero
     same = skewed_design()
     same["vae"] = same["livae"].copy()

@@ -7,8 +7,9 @@ with step(snakemake.log[0]) as log:
     import anndata as ad
     import numpy as np
 
-    from livaebench.analyses.unicoord import (Reference, category_mask, interpolate, jittered_values, label_key_of,
-                                              plot_trajectory_heatmap, read_split, top_varying_genes)
+    from livaebench.analyses.unicoord.common import Reference, category_mask, label_key_of, read_split
+    from livaebench.analyses.unicoord.interpolation import (interpolate, jittered_values, plot_trajectory_heatmap,
+                                                            top_varying_genes)
     from livaebench.errors import InputError
     from livaebench.models.unicoord import model_input
 

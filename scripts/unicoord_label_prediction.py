@@ -5,8 +5,8 @@ with step(snakemake.log[0]) as log:
     import anndata as ad
     import pandas as pd
 
-    from livaebench.analyses.unicoord import (Reference, knn_predict, label_key_of, per_class_accuracy,
-                                              plot_per_class_accuracy, read_split, truth_labels)
+    from livaebench.analyses.unicoord.common import Reference, label_key_of, read_split, truth_labels
+    from livaebench.analyses.unicoord.label_prediction import knn_predict, per_class_accuracy, plot_per_class_accuracy
     from livaebench.models.unicoord import model_input
 
     w, s = snakemake.wildcards, snakemake.params.settings

@@ -7,10 +7,12 @@ with step(snakemake.log[0], threads=snakemake.threads) as log:
     import anndata as ad
     import numpy as np
 
-    from livaebench.analyses.unicoord import (RARE, Reference, category_mask, category_means, label_key_of,
-                                              marker_genes, plot_dotplot, plot_reconfiguration_umap, read_split,
-                                              reconfigure_cells, reconfiguration_table, truth_labels,
-                                              umap_coordinates)
+    from livaebench.analyses.unicoord.common import (Reference, category_mask, category_means, label_key_of, read_split,
+                                                     truth_labels)
+    from livaebench.analyses.unicoord.reconfiguration import (marker_genes, plot_dotplot,
+                                                              plot_reconfiguration_umap, reconfigure_cells,
+                                                              reconfiguration_table, umap_coordinates)
+    from livaebench.models.unicoord import RARE
     from livaebench.models.unicoord import model_input
     from livaebench.runtime import enable_numba_cache
 

@@ -5,10 +5,9 @@ from livaebench.runtime import step
 with step(snakemake.log[0]) as log:
     import anndata as ad
     import numpy as np
-    import pandas as pd
 
-    from livaebench.analyses.unicoord import (Reference, confusion, label_key_of, plot_confusion, query_matrix,
-                                              read_split, simulate_query, truth_labels)
+    from livaebench.analyses.unicoord.common import Reference, label_key_of, query_matrix, read_split, truth_labels
+    from livaebench.analyses.unicoord.reference import confusion, plot_confusion, simulate_query
 
     w, s, seed = snakemake.wildcards, snakemake.params.settings, snakemake.params.seed
     ref = Reference(snakemake.input.model)

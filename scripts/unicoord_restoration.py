@@ -6,8 +6,9 @@ from livaebench.runtime import step
 with step(snakemake.log[0]) as log:
     import anndata as ad
 
-    from livaebench.analyses.unicoord import (STAGE_KEY, Reference, add_stage, category_mask, category_means,
-                                              neighbour_stage_mean, plot_restoration, read_split, restoration_table)
+    from livaebench.analyses.unicoord.common import (STAGE_KEY, Reference, add_stage, category_mask, category_means,
+                                                     read_split)
+    from livaebench.analyses.unicoord.restoration import neighbour_stage_mean, plot_restoration, restoration_table
     from livaebench.models.unicoord import model_input
 
     w, s, seed = snakemake.wildcards, snakemake.params.settings, int(snakemake.params.seed)

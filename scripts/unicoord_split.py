@@ -4,7 +4,7 @@ from livaebench.runtime import step
 with step(snakemake.log[0]) as log:
     import anndata as ad
 
-    from livaebench.analyses.unicoord import heldout_split, write_split
+    from livaebench.analyses.unicoord.common import heldout_split, write_split
 
     adata = ad.read_h5ad(snakemake.input[0], backed="r")
     label = adata.uns["livaebench"].get("label_key") or ""

@@ -7,7 +7,7 @@ from livaebench.runtime import step
 with step(snakemake.log[0], threads=snakemake.threads) as log:
     import anndata as ad
 
-    from livaebench.analyses.unicoord import add_stage, read_split, train_variant
+    from livaebench.analyses.unicoord.common import add_stage, read_split, train_variant
     from livaebench.runtime import job_device
 
     w, p = snakemake.wildcards, snakemake.params

@@ -1,11 +1,11 @@
 """Planning needs only the host's dependencies (pyproject.toml's `host` extra), and the job counts the docs
 state are the plan's.
 
-The whole study (config/paper.yaml) is planned once, by the real snakemake CLI in a subprocess under
-`python -X importtime`, which lists every module the process imports. This is an import audit of the real
-planning process, not an install into a venv holding only the host packages (too slow for the suite): it
-shows that no heavy package is imported, and the static check below shows that the library modules the
-Snakefile imports need nothing outside the host list at module level.
+The whole study (config/paper.yaml) is planned by the real snakemake CLI under `python -X importtime`, which
+lists every module the process imports: once in this environment (an import audit: no heavy package is
+imported, and the library modules the Snakefile imports need nothing outside the host list at module level),
+and once in a new virtual environment holding only pyproject's `host` extra, installed from the lock
+(marked `replay`, as it installs: the real proof that a lean host plans the study).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import venv
 
 import pytest
 from packaging.requirements import Requirement
@@ -34,13 +35,8 @@ SIZE = re.compile(r"config/paper\.yaml \((\d+) datasets\) plans ([\d,]+) jobs, (
 
 @pytest.fixture(scope="module")
 def study_plan():
-    result = subprocess.run([sys.executable, "-X", "importtime", *PLAN], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    imported = [line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:") and "|" in line]
-    counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, re.M)}
-    return imported, counts
+    return _plan_output(subprocess.run([sys.executable, "-X", "importtime", *PLAN], cwd=REPO, capture_output=True,
+                                       text=True, timeout=300))
 
 
 @pytest.mark.workflow
@@ -49,6 +45,37 @@ def test_planning_the_study_imports_no_heavy_package(study_plan):
     assert counts["total"] > 1000 and "livaebench.config" in imported  # the study was planned, by this process
     heavy = sorted({m for m in imported if m.split(".")[0] in HEAVY})
     assert heavy == [], f"planning imported {heavy[:10]}: move those imports into the functions or scripts"
+
+
+def _plan_output(result) -> tuple[list[str], dict[str, int]]:
+    """The modules a `python -X importtime` plan imported, and its job counts per rule."""
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line]
+    counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, re.M)}
+    return imported, counts
+
+
+@pytest.mark.replay
+def test_a_venv_with_only_the_host_packages_plans_the_study(tmp_path):
+    """A new venv (no system packages) with just the `host` extra, pinned by the lock, plans config/paper.yaml
+    with the checkout's library on the Snakefile's own path; nothing heavy is installed, so nothing heavy can be
+    imported."""
+    host = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["host"]
+    env = tmp_path / "host-venv"
+    venv.create(env, with_pip=True)
+    python = str(env / "bin" / "python")
+    install = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                              "-c", str(REPO / "envs" / "requirements.lock"), *host],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True).stdout
+    installed = {line.split("==")[0].lower().replace("_", "-") for line in listed.split()}
+    assert not installed & {h.lower() for h in HEAVY}, "the host extra pulled in a job package"
+    imported, counts = _plan_output(subprocess.run([python, "-X", "importtime", *PLAN], cwd=REPO, capture_output=True,
+                                                   text=True, timeout=300))
+    assert counts["total"] > 1000 and "livaebench.config" in imported
+    assert sorted({m for m in imported if m.split(".")[0] in HEAVY}) == []
 
 
 def _names(specs) -> set[str]:

@@ -313,12 +313,179 @@ def _fmt(v: float) -> str:
     return str(int(v)) if isinstance(v, int) else f"{v:.6g}"
 
 
+@dataclass
+class _Split:
+    """Which cells train and which validate: fixed by the seed, independent of the batch order."""
+    train_idx: torch.Tensor  # CPU index tensors
+    val_idx: torch.Tensor
+    batch_size: int
+    n_batches: int
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train_idx.shape[0])
+
+    @property
+    def n_val(self) -> int:
+        return int(self.val_idx.shape[0])
+
+
+def _split_cells(n: int, cfg: TrainConfig, seed: int) -> _Split:
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, 1)))
+    n_val = int(round(cfg.val_frac * n)) if cfg.val_frac > 0 else 0
+    if n_val and n - n_val < 2:
+        n_val = 0
+    n_train = n - n_val
+    batch_size = min(cfg.batch_size or n_train, n_train)
+    return _Split(order[n_val:], order[:n_val], batch_size, max(1, math.ceil(n_train / batch_size)))
+
+
+@dataclass
+class _RunState:
+    """Everything a resumed run needs besides model, optimizer and RNGs (saved in the checkpoint as is)."""
+    history: list[dict[str, float]] = field(default_factory=list)
+    epoch: int = 0
+    step: int = 0
+    best_val: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    finished: bool = False
+    stopped_early: bool = False
+    stop_reason: str = ""
+    stop_detail: str = ""
+
+
+_STATE_KEYS = tuple(_RunState.__dataclass_fields__)
+
+
+def _resume(ckpt_path: Path | None, fingerprint: str, model: EngineModel, optimizer: torch.optim.Optimizer,
+            device: torch.device, batch_gen: torch.Generator, log: logging.Logger, name: str) -> _RunState:
+    """The state of a checkpoint this very run made (model, optimizer and RNGs restored), else a fresh one."""
+    ckpt = _read_checkpoint(ckpt_path, log, name) if ckpt_path is not None else None
+    if ckpt is None:
+        return _RunState()
+    if ckpt.get("fingerprint") != fingerprint:
+        log.warning("%s: %s was made by another configuration or data; starting afresh", name, ckpt_path)
+        return _RunState()
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    _set_rng_state(ckpt["rng"], device, batch_gen)
+    state = _RunState(**{k: ckpt[k] for k in _STATE_KEYS if k in ckpt})
+    log.info("%s: resuming from %s at epoch %d%s", name, ckpt_path, state.epoch,
+             " (already finished)" if state.finished else "")
+    return state
+
+
+def _run_epoch(model: EngineModel, data: Mapping[str, torch.Tensor], split: _Split, optimizer, params,
+               cfg: TrainConfig, state: _RunState, batch_gen: torch.Generator, term_names: list[str] | None,
+               device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor], list[str]]:
+    """One pass over the training cells in seeded minibatches. Returns each minibatch's loss terms and total
+    (one device tensor, read once by :func:`_epoch_means`), the minibatches and the terms' names."""
+    if cfg.lr_schedule == "cosine":  # a function of the epoch alone: a resumed run sets the same rates
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (state.epoch - 1) / cfg.epochs))
+    model.train()
+    perm = split.train_idx[torch.randperm(split.n_train, generator=batch_gen)].to(device)
+    chunks = torch.tensor_split(perm, split.n_batches)
+    step_terms: list[torch.Tensor] = []  # one (terms..., total) vector per minibatch, on the device
+    for idx in chunks:
+        batch = {k: v.index_select(0, idx) for k, v in data.items()}
+        model.on_step(state.step)
+        terms = model.loss_terms(batch)
+        if term_names is None:
+            term_names = list(terms)
+        elif list(terms) != term_names:
+            raise RuntimeError(f"{type(model).__name__}.loss_terms changed its terms: {list(terms)} vs {term_names}")
+        total = _weighted_total(terms, model.loss_weights)  # weights read every step: a model may anneal them
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.grad_clip and cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+        optimizer.step()
+        state.step += 1
+        step_terms.append(torch.stack([v.detach() for v in terms.values()] + [total.detach()]))
+    return torch.stack(step_terms), chunks, term_names
+
+
+def _epoch_means(per_step: torch.Tensor, chunks: list[torch.Tensor], n_train: int, term_names: list[str],
+                 dataset: str, method: str, epoch: int) -> list[float]:
+    """Per-cell means of each term and the total over the epoch; raises on the first non-finite minibatch.
+
+    A few tensor operations instead of several per step: the weighted sum still runs minibatch by minibatch
+    (the same float32 additions in the same order as a running sum)."""
+    weighted = per_step * torch.tensor([float(c.shape[0]) for c in chunks], device=per_step.device).unsqueeze(1)
+    acc = weighted[0].clone()
+    for row in weighted[1:]:
+        acc += row
+    means = (acc / n_train).tolist()
+    nonfinite = ~torch.isfinite(per_step)
+    # first minibatch at which each term was non-finite (-1: never)
+    bad = torch.where(nonfinite.any(0), nonfinite.to(torch.int8).argmax(0), -1).tolist()
+    if any(x >= 0 for x in bad):
+        earliest = min(x for x in bad if x >= 0)
+        # the total is non-finite whenever a term is: name it only when every term is finite
+        names = [nm for nm, x in zip(term_names, bad) if x == earliest] or ["loss"]
+        value = means[(term_names + ["loss"]).index(names[0])]
+        raise NonFiniteLossError(dataset, method, epoch, names, value, int(earliest))
+    return means
+
+
+def _decide_stop(state: _RunState, row: Mapping[str, float], cfg: TrainConfig, early_stopping: bool,
+                 model: EngineModel, data: Mapping[str, torch.Tensor]) -> None:
+    """Early stopping on the monitored quantity, then the model's own rule, then the epoch limit; at the end
+    the best epoch's parameters come back (``restore_best``)."""
+    epoch = state.epoch
+    if early_stopping:
+        watched = row[cfg.monitor]
+        if watched < state.best_val - cfg.min_delta:
+            state.best_val, state.best_epoch, state.bad_epochs = watched, epoch, 0
+            state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            state.bad_epochs += 1
+            if state.bad_epochs >= cfg.patience:
+                state.stopped_early, state.stop_reason = True, "patience"
+                state.stop_detail = f"no improvement of {cfg.monitor} for {cfg.patience} epochs"
+    else:
+        state.best_epoch = epoch
+    if not state.stopped_early:
+        rule = model.stop_rule(epoch, data)
+        if rule:
+            state.stopped_early, state.stop_reason, state.stop_detail = True, "model_rule", str(rule)
+    if not state.stopped_early and epoch >= cfg.epochs:
+        state.stop_reason, state.stop_detail = "max_epochs", f"reached the limit of {cfg.epochs} epochs"
+    state.finished = state.stopped_early or epoch >= cfg.epochs
+    if state.finished and cfg.restore_best and state.best_state is not None:
+        model.load_state_dict(state.best_state)
+
+
+def _progress_bar(progress: bool, state: _RunState, cfg: TrainConfig, name: str):
+    """A bar only on a terminal outside a workflow job; a job's progress is its log's epoch lines."""
+    if not (progress and show_progress_bar() and not state.finished and state.epoch < cfg.epochs):
+        return None
+    from tqdm import tqdm
+    return tqdm(total=cfg.epochs, initial=state.epoch, desc=name, unit="epoch", file=sys.stderr,
+                dynamic_ncols=True, mininterval=1.0)
+
+
+def _log_end(log: logging.Logger, state: _RunState, cfg: TrainConfig, name: str) -> None:
+    if state.stop_reason == "patience":
+        log.info("%s: early stop at epoch %d (best %s %.5g at epoch %d)",
+                 name, state.epoch, cfg.monitor, state.best_val, state.best_epoch)
+    elif state.stop_reason == "model_rule":
+        log.info("%s: stopped by the model's rule at epoch %d: %s", name, state.epoch, state.stop_detail)
+
+
 def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainConfig, *, seed: int,
           outdir: str | Path | None, device: torch.device | str | None = None,
           log: logging.Logger | None = None, dataset: str = "", method: str = "",
           progress: bool = True, fingerprint_extra: Mapping[str, Any] | None = None,
           on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
     """Train ``model`` on ``data`` (dict of tensors, first dimension = cells) and return its history.
+
+    The steps: split the cells, move data and model to the device, resume from a checkpoint if this run
+    made one, then per epoch: minibatch steps (:func:`_run_epoch`), the epoch's means (:func:`_epoch_means`),
+    validation, the stopping decision (:func:`_decide_stop`), log line and checkpoint; finally the info record.
 
     ``on_epoch_end(epoch, row)`` runs after each epoch's log and checkpoint (the tests interrupt there).
     ``fingerprint_extra`` (e.g. the model's configuration) is part of the identity a checkpoint must
@@ -330,210 +497,108 @@ def train(model: EngineModel, data: Mapping[str, torch.Tensor], config: TrainCon
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
     cfg = config
+    name = f"{dataset}/{method}"
     t_start = time.perf_counter()
 
     sizes = {k: v.shape[0] for k, v in data.items()}
     n = next(iter(sizes.values()))
     if any(s != n for s in sizes.values()):
         raise ValueError(f"data tensors disagree on the number of cells: {sizes}")
-
-    # --- split (fixed by the seed, independent of the batch order)
-    split_gen = torch.Generator().manual_seed(derive_seed(seed, 1))
-    order = torch.randperm(n, generator=split_gen)
-    n_val = int(round(cfg.val_frac * n)) if cfg.val_frac > 0 else 0
-    if n_val and n - n_val < 2:
-        n_val = 0
-    val_idx_cpu, train_idx_cpu = order[:n_val], order[n_val:]
-    n_train = n - n_val
-    batch_size = min(cfg.batch_size or n_train, n_train)
-    n_batches = max(1, math.ceil(n_train / batch_size))
+    split = _split_cells(n, cfg, seed)
     # early stopping on the validation loss needs validation cells; on a training quantity it does not
-    early_stopping = cfg.patience > 0 and (n_val > 0 or cfg.monitor != "val_loss")
+    early_stopping = cfg.patience > 0 and (split.n_val > 0 or cfg.monitor != "val_loss")
 
     fingerprint = _fingerprint(cfg, seed, data, dict(fingerprint_extra or {}))
     data = {k: v.to(device) for k, v in data.items()}
-    val_idx = val_idx_cpu.to(device)
+    val_idx = split.val_idx.to(device)
     model.to(device)
-    model.on_fit_start(n_train)
+    model.on_fit_start(split.n_train)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(params, cfg)
     batch_gen = torch.Generator().manual_seed(derive_seed(seed, 2))
     val_seed = derive_seed(seed, 3)
 
-    # --- state, possibly from a checkpoint
-    history: list[dict[str, float]] = []
-    start_epoch, step = 0, 0
-    best_val, best_epoch, bad_epochs, best_state = math.inf, 0, 0, None
-    finished = stopped_early = False
-    stop_reason, stop_detail = "", ""
     ckpt_path = outdir / CHECKPOINT_NAME if outdir is not None else None
-    resumed_from = 0
-    ckpt = _read_checkpoint(ckpt_path, log, f"{dataset}/{method}") if ckpt_path is not None else None
-    if ckpt is not None:
-        if ckpt.get("fingerprint") != fingerprint:
-            log.warning("%s/%s: %s was made by another configuration or data; starting afresh",
-                        dataset, method, ckpt_path)
-        else:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            _set_rng_state(ckpt["rng"], device, batch_gen)
-            history = ckpt["history"]
-            start_epoch, step = ckpt["epoch"], ckpt["step"]
-            best_val, best_epoch, bad_epochs = ckpt["best_val"], ckpt["best_epoch"], ckpt["bad_epochs"]
-            best_state = ckpt["best_state"]
-            finished, stopped_early = ckpt["finished"], ckpt["stopped_early"]
-            stop_reason, stop_detail = ckpt.get("stop_reason", ""), ckpt.get("stop_detail", "")
-            resumed_from = start_epoch
-            log.info("%s/%s: resuming from %s at epoch %d%s", dataset, method, ckpt_path, start_epoch,
-                     " (already finished)" if finished else "")
+    state = _resume(ckpt_path, fingerprint, model, optimizer, device, batch_gen, log, name)
+    resumed_from = state.epoch
     log_path = outdir / LOG_NAME if outdir is not None else None
     if log_path is not None:
-        _write_log(log_path, history)  # drops rows written after the checkpoint by an interrupted run
+        _write_log(log_path, state.history)  # drops rows written after the checkpoint by an interrupted run
 
-    log.info("%s/%s: training on %s (%d torch threads), %d train / %d validation cells, batch %d, "
-             "up to %d epochs", dataset, method, device, torch.get_num_threads(), n_train, n_val,
-             batch_size, cfg.epochs)
+    log.info("%s: training on %s (%d torch threads), %d train / %d validation cells, batch %d, up to %d epochs",
+             name, device, torch.get_num_threads(), split.n_train, split.n_val, split.batch_size, cfg.epochs)
 
-    def checkpoint(epoch_done: int) -> None:
-        if ckpt_path is None:
-            return
-        _atomic_save({
-            "fingerprint": fingerprint, "epoch": epoch_done, "step": step,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": _rng_state(device, batch_gen), "history": history,
-            "best_val": best_val, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-            "best_state": best_state, "finished": finished, "stopped_early": stopped_early,
-            "stop_reason": stop_reason, "stop_detail": stop_detail,
-        }, ckpt_path)
+    def checkpoint() -> None:
+        if ckpt_path is not None:
+            _atomic_save({"fingerprint": fingerprint, "model": model.state_dict(),
+                          "optimizer": optimizer.state_dict(), "rng": _rng_state(device, batch_gen),
+                          **{k: getattr(state, k) for k in _STATE_KEYS}}, ckpt_path)
 
-    term_names: list[str] | None = [c for c in history[0] if c not in ("epoch", "loss", "val_loss", "seconds")] \
-        if history else None
+    term_names: list[str] | None = [c for c in state.history[0] if c not in ("epoch", "loss", "val_loss", "seconds")] \
+        if state.history else None
     last_ckpt = time.perf_counter()
-    bar = None
-    # a bar only on a terminal outside a workflow job; a job's progress is its log's epoch lines (below)
-    if progress and show_progress_bar() and not finished and start_epoch < cfg.epochs:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"{dataset}/{method}".strip("/"),
-                   unit="epoch", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-
-    epoch = start_epoch
-    while not finished and epoch < cfg.epochs:
-        epoch += 1
+    bar = _progress_bar(progress, state, cfg, name.strip("/"))
+    while not state.finished and state.epoch < cfg.epochs:
+        state.epoch += 1
+        epoch = state.epoch
         t0 = time.perf_counter()
-        if cfg.lr_schedule == "cosine":  # a function of the epoch alone: a resumed run sets the same rates
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / cfg.epochs))
-        model.train()
-        perm = train_idx_cpu[torch.randperm(n_train, generator=batch_gen)].to(device)
-        chunks = torch.tensor_split(perm, n_batches)
-        step_terms: list[torch.Tensor] = []  # one (terms..., total) vector per minibatch, on the device
-        for idx in chunks:
-            batch = {k: v.index_select(0, idx) for k, v in data.items()}
-            model.on_step(step)
-            terms = model.loss_terms(batch)
-            if term_names is None:
-                term_names = list(terms)
-            elif list(terms) != term_names:
-                raise RuntimeError(f"{type(model).__name__}.loss_terms changed its terms: {list(terms)} vs {term_names}")
-            total = _weighted_total(terms, model.loss_weights)  # weights read every step: a model may anneal them
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.grad_clip and cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
-            optimizer.step()
-            step += 1
-            step_terms.append(torch.stack([v.detach() for v in terms.values()] + [total.detach()]))
-
-        # The epoch's bookkeeping in a few tensor operations instead of several per step: the weighted
-        # sum runs minibatch by minibatch as before (the same float32 additions in the same order).
-        per_step = torch.stack(step_terms)                                   # (minibatches, terms + 1)
-        weighted = per_step * torch.tensor([float(c.shape[0]) for c in chunks], device=per_step.device).unsqueeze(1)
-        acc = weighted[0].clone()
-        for row in weighted[1:]:
-            acc += row
-        means = (acc / n_train).tolist()
-        nonfinite = ~torch.isfinite(per_step)
-        # first minibatch at which each term was non-finite (-1: never)
-        bad = torch.where(nonfinite.any(0), nonfinite.to(torch.int8).argmax(0), -1).tolist()
-        if any(x >= 0 for x in bad):
-            earliest = min(x for x in bad if x >= 0)
-            # the total is non-finite whenever a term is: name it only when every term is finite
-            names = [nm for nm, x in zip(term_names, bad) if x == earliest] or ["loss"]
-            value = means[(term_names + ["loss"]).index(names[0])]
-            raise NonFiniteLossError(dataset, method, epoch, names, value, int(earliest))
-
+        per_step, chunks, term_names = _run_epoch(model, data, split, optimizer, params, cfg, state, batch_gen,
+                                                  term_names, device)
+        means = _epoch_means(per_step, chunks, split.n_train, term_names, dataset, method, epoch)
         val_loss = math.nan
-        if n_val:
-            val_loss = _validate(model, data, val_idx, batch_size, device, val_seed)
+        if split.n_val:
+            val_loss = _validate(model, data, val_idx, split.batch_size, device, val_seed)
             if not math.isfinite(val_loss):
                 raise NonFiniteLossError(dataset, method, epoch, ["val_loss"], val_loss)
         row: dict[str, float] = {"epoch": epoch, **dict(zip(term_names, means[:-1])), "loss": means[-1],
                                  "val_loss": val_loss, "seconds": time.perf_counter() - t0}
-        history.append(row)
+        state.history.append(row)
         if cfg.monitor not in row:
-            raise ValueError(f"{dataset}/{method}: early stopping monitors '{cfg.monitor}', which is not a logged "
+            raise ValueError(f"{name}: early stopping monitors '{cfg.monitor}', which is not a logged "
                              f"quantity ({', '.join(c for c in row if c not in ('epoch', 'seconds'))})")
-
-        if early_stopping:
-            watched = row[cfg.monitor]
-            if watched < best_val - cfg.min_delta:
-                best_val, best_epoch, bad_epochs = watched, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-                if bad_epochs >= cfg.patience:
-                    stopped_early, stop_reason = True, "patience"
-                    stop_detail = f"no improvement of {cfg.monitor} for {cfg.patience} epochs"
-        else:
-            best_epoch = epoch
-        if not stopped_early:
-            rule = model.stop_rule(epoch, data)
-            if rule:
-                stopped_early, stop_reason, stop_detail = True, "model_rule", str(rule)
-        if not stopped_early and epoch >= cfg.epochs:
-            stop_reason, stop_detail = "max_epochs", f"reached the limit of {cfg.epochs} epochs"
-        finished = stopped_early or epoch >= cfg.epochs
-        if finished and cfg.restore_best and best_state is not None:
-            model.load_state_dict(best_state)
+        _decide_stop(state, row, cfg, early_stopping, model, data)
 
         if log_path is not None:
-            _append_log(log_path, row, header=len(history) == 1)
+            _append_log(log_path, row, header=len(state.history) == 1)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4g}", val=f"{val_loss:.4g}", refresh=False)
-        if epoch == 1 or finished or (cfg.log_every > 0 and epoch % cfg.log_every == 0):
-            log.info("%s/%s epoch %d/%d: loss %.5g val_loss %.5g (%s) %.2fs", dataset, method, epoch,
-                     cfg.epochs, row["loss"], val_loss,
-                     ", ".join(f"{k} {row[k]:.4g}" for k in term_names), row["seconds"])
-        if finished or time.perf_counter() - last_ckpt >= cfg.checkpoint_seconds:
-            checkpoint(epoch)
+        if epoch == 1 or state.finished or (cfg.log_every > 0 and epoch % cfg.log_every == 0):
+            log.info("%s epoch %d/%d: loss %.5g val_loss %.5g (%s) %.2fs", name, epoch, cfg.epochs, row["loss"],
+                     val_loss, ", ".join(f"{k} {row[k]:.4g}" for k in term_names), row["seconds"])
+        if state.finished or time.perf_counter() - last_ckpt >= cfg.checkpoint_seconds:
+            checkpoint()
             last_ckpt = time.perf_counter()
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
 
     if bar is not None:
         bar.close()
-    if stop_reason == "patience":
-        log.info("%s/%s: early stop at epoch %d (best %s %.5g at epoch %d)",
-                 dataset, method, epoch, cfg.monitor, best_val, best_epoch)
-    elif stop_reason == "model_rule":
-        log.info("%s/%s: stopped by the model's rule at epoch %d: %s", dataset, method, epoch, stop_detail)
+    _log_end(log, state, cfg, name)
     model.eval()
-    seconds = time.perf_counter() - t_start
-    epochs_run = len(history)
-    train_secs = sum(r["seconds"] for r in history)
-    info = {
-        "dataset": dataset, "method": method, "device": str(device), "torch_threads": torch.get_num_threads(),
-        "seed": seed, "epochs_run": epochs_run, "best_epoch": best_epoch, "stopped_early": stopped_early,
-        "resumed_from_epoch": resumed_from, "n_train": n_train, "n_val": n_val, "batch_size": batch_size,
-        "train_seconds": train_secs, "cells_per_second": n_train * epochs_run / train_secs if train_secs else None,
-        "config": asdict(cfg),
-        "convergence": convergence_record(history, cfg.epochs, stop_reason or "max_epochs", stop_detail),
-    }
+    info = _train_info(state, cfg, split, device, seed, resumed_from, dataset, method)
     if outdir is not None:
         (outdir / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n")
-    return TrainResult(history, epochs_run, best_epoch, stopped_early, resumed_from, str(device),
-                       n_train, n_val, seconds, info)
+    return TrainResult(state.history, len(state.history), state.best_epoch, state.stopped_early, resumed_from,
+                       str(device), split.n_train, split.n_val, time.perf_counter() - t_start, info)
+
+
+def _train_info(state: _RunState, cfg: TrainConfig, split: _Split, device: torch.device, seed: int,
+                resumed_from: int, dataset: str, method: str) -> dict[str, Any]:
+    """``train_info.json``: how the run went, its throughput and its convergence record."""
+    epochs_run = len(state.history)
+    train_secs = sum(r["seconds"] for r in state.history)
+    return {
+        "dataset": dataset, "method": method, "device": str(device), "torch_threads": torch.get_num_threads(),
+        "seed": seed, "epochs_run": epochs_run, "best_epoch": state.best_epoch, "stopped_early": state.stopped_early,
+        "resumed_from_epoch": resumed_from, "n_train": split.n_train, "n_val": split.n_val,
+        "batch_size": split.batch_size,
+        "train_seconds": train_secs,
+        "cells_per_second": split.n_train * epochs_run / train_secs if train_secs else None,
+        "config": asdict(cfg),
+        "convergence": convergence_record(state.history, cfg.epochs, state.stop_reason or "max_epochs",
+                                          state.stop_detail),
+    }
 
 
 def _weighted_total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:

@@ -21,7 +21,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     config = default_config()
     del config["threads"]
     validated = validate_config(config, SCHEMAS / "config.schema.yaml")
-    assert validated["threads"] == {"train": 2, "embed": 2, "evaluate": 1}
+    assert validated["threads"] == {"train": 1, "embed": 1, "evaluate": 1}
     assert validated["comparisons"]["mine"]["modality"] == "any"
 
 

@@ -27,3 +27,21 @@ def test_large_dataset_gets_a_knn_graph_close_to_the_exact_one():
         found = row.indices[(row.indices != i)][np.argsort(row.data[row.indices != i], kind="stable")[:9]]
         recall.append(len(set(found) & set(e)) / 9)
     assert np.mean(recall) > 0.9
+
+
+def test_tsne_affinities_use_the_exact_neighbours_below_the_approximate_threshold():
+    """openTSNE alone would use Annoy from 1,000 cells; below 8,192 every cell's 3 x perplexity exact
+    nearest neighbours must carry its t-SNE affinities (the row's non-zeros of P, which also holds the
+    cells that have it as a neighbour)."""
+    import openTSNE
+
+    from livaebench.embedding import tsne_affinities
+
+    rng = np.random.default_rng(1)
+    x = (rng.normal(scale=4.0, size=(6, 5))[rng.integers(0, 6, 1100)] + rng.normal(size=(1100, 5))).astype(np.float32)
+    aff = tsne_affinities(x, seed=0, perplexity=30)
+    assert isinstance(aff.knn_index, openTSNE.nearest_neighbors.Sklearn)
+    exact = NearestNeighbors(n_neighbors=91).fit(x).kneighbors(x, return_distance=False)
+    p = aff.P.tocsr()
+    for i in range(x.shape[0]):
+        assert set(exact[i][exact[i] != i][:90]) <= set(p.indices[p.indptr[i]:p.indptr[i + 1]])

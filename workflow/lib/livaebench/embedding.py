@@ -52,6 +52,22 @@ def neighbors(adata: ad.AnnData, *, n_neighbors: int, seed: int, threads: int = 
     sc.pp.neighbors(adata, n_neighbors=n_neighbors, random_state=seed, transformer=transformer, **kwargs)
 
 
+def tsne_affinities(latent: np.ndarray, *, seed: int, perplexity: float = 30.0, threads: int = 1):
+    """t-SNE's perplexity-based affinities of a latent (openTSNE), on exact neighbours below
+    ``APPROXIMATE_KNN_FROM`` cells, as the UMAP graph.
+
+    openTSNE's own rule switches to Annoy's approximate search at 1,000 cells; below 8,192 the exact search
+    is both faster (0.17 s instead of 1.2 s on 3,696 cells, 1 thread) and exact. openTSNE requires
+    3 * perplexity < n: small (test) datasets get the largest perplexity that fits.
+    """
+    import openTSNE
+
+    perplexity = min(perplexity, (latent.shape[0] - 1) / 3)
+    method = "exact" if latent.shape[0] < APPROXIMATE_KNN_FROM else "auto"
+    return openTSNE.affinity.PerplexityBasedNN(latent, perplexity=perplexity, method=method, n_jobs=threads,
+                                               random_state=seed, verbose=False)
+
+
 def umap_tsne(latent: np.ndarray, *, seed: int, n_neighbors: int = 15, perplexity: float = 30.0,
               threads: int = 1) -> dict[str, np.ndarray]:
     """UMAP (scanpy: kNN graph on the latent, then UMAP) and t-SNE of one latent.
@@ -67,9 +83,8 @@ def umap_tsne(latent: np.ndarray, *, seed: int, n_neighbors: int = 15, perplexit
     n_neighbors = min(n_neighbors, latent.shape[0] - 1)
     neighbors(view, use_rep="X", n_neighbors=n_neighbors, seed=seed, threads=threads)
     sc.tl.umap(view, random_state=seed)
-    # openTSNE requires 3 * perplexity < n; small (test) datasets get the largest perplexity that fits.
-    perplexity = min(perplexity, (latent.shape[0] - 1) / 3)
-    tsne = openTSNE.TSNE(perplexity=perplexity, n_jobs=threads, random_state=seed, verbose=False).fit(latent)
+    affinities = tsne_affinities(latent, seed=seed, perplexity=perplexity, threads=threads)
+    tsne = openTSNE.TSNE(n_jobs=threads, random_state=seed, verbose=False).fit(latent, affinities=affinities)
     return {"X_umap": np.asarray(view.obsm["X_umap"], dtype=np.float32),
             "X_tsne": np.asarray(tsne, dtype=np.float32)}
 

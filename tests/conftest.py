@@ -95,3 +95,22 @@ def server(geo):
     geo.faults.clear()
     geo.requests.clear()
     return geo
+
+
+# `pytest -n auto --dist loadfile` (the README's test command) hands whole files to the workers in collection
+# order. The longest files (measured with --durations) go first, then every other file that runs real workflows,
+# clusters or installs, then the rest, so that no long file starts last and leaves one worker running alone at
+# the end. Within a file the order is unchanged.
+LONGEST_FILES = ("test_workflow.py", "test_slurm.py", "test_readme_replay.py", "test_embedding.py", "test_planning.py")
+SLOW_MARKERS = ("slurm", "replay", "workflow")
+
+
+def pytest_collection_modifyitems(config, items):
+    slow_files = {item.path for item in items if any(item.get_closest_marker(m) for m in SLOW_MARKERS)}
+
+    def rank(item):
+        if item.path.name in LONGEST_FILES:
+            return LONGEST_FILES.index(item.path.name)
+        return len(LONGEST_FILES) + (item.path not in slow_files)
+
+    items.sort(key=rank)  # stable

@@ -60,7 +60,7 @@ def test_replacements_keep_the_install_parts():
     block = ["python3 -m venv .venv && . .venv/bin/activate",
              f"pip install torch==2.13.0 --index-url {PYTORCH_INDEX}",
              "pip install -c envs/requirements.lock -e . && snakemake --cores 2",
-             'pip install -c envs/requirements.lock -e ".[test]" && python -m pytest tests -q']
+             'pip install -c envs/requirements.lock -e ".[test]" && python -m pytest tests -q -n auto --dist loadfile']
     lines, notes = replayed_lines(block, torch_index_reachable=False)
     assert lines == [block[0], f"pip install torch=={_locked_torch()}",
                      "pip install -c envs/requirements.lock -e . && snakemake -n",

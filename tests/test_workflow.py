@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_helpers import REPO, ci_root, shipped_rows, snakemake, write_config, write_registry
+from workflow_helpers import REPO, cap_cores, ci_root, shipped_rows, snakemake, write_config, write_registry
 
 ARCHITECTURE_METRICS = ("NMI ARI ASW CAL DAV COR umap_dcorr umap_qlocal umap_qglobal umap_overall tsne_dcorr "
                         "tsne_qlocal tsne_qglobal tsne_overall manifold_dim spectral_decay participation anisotropy "
@@ -127,8 +127,8 @@ def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     workdir = ci_root(root)
     result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-                             "--directory", ".test", "--cores", "2"], cwd=root, capture_output=True, text=True,
-                            timeout=900)
+                             "--directory", ".test", *cap_cores(["--cores", "2"])], cwd=root, capture_output=True,
+                            text=True, timeout=900)
     (root / "console.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-5000:]
     return workdir

@@ -1,6 +1,7 @@
 """Run the real workflow (snakemake CLI) in a scratch directory on a test registry."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +42,23 @@ def write_config(workdir: Path, **overrides) -> Path:
     return path
 
 
+# Under `pytest -n N` (pytest-xdist) each of the N workers is one core's share of the machine, so a workflow a
+# test starts there gets one core: the workers together never run more threads than there are cores.
+WORKER_CORES = 1 if os.environ.get("PYTEST_XDIST_WORKER") else None
+
+
+def cap_cores(args) -> list[str]:
+    """Snakemake arguments with ``--cores N`` lowered to this test process's share of the machine."""
+    args = [str(a) for a in args]
+    for i in range(len(args) - 1):
+        if args[i] == "--cores" and WORKER_CORES is not None:
+            args[i + 1] = str(min(int(args[i + 1]), WORKER_CORES))
+    return args
+
+
 def snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), *args]
+           "--configfile", str(configfile), *cap_cores(args)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 

@@ -65,7 +65,7 @@ def test_a_venv_with_only_the_host_packages_plans_the_study(tmp_path):
     env = tmp_path / "host-venv"
     venv.create(env, with_pip=True)
     python = str(env / "bin" / "python")
-    install = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+    install = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
                               "-c", str(REPO / "envs" / "requirements.lock"), *host],
                              capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-2000:]

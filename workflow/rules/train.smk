@@ -21,6 +21,9 @@ for _artifacts, _methods in artifact_groups().items():
             f"results/benchmarks/{train_rule_name(_artifacts)}/{{dataset}}/{{method}}/seed{{seed}}.tsv"
         wildcard_constraints:
             method="|".join(map(re.escape, _methods)),
+        # trainings first: the long neural ones then run beside the short jobs instead of starting last and
+        # leaving one core idle at the end of a run
+        priority: 1
         conda:
             method_conda_env
         threads: train_threads

@@ -100,7 +100,7 @@ def server(geo):
 # `pytest -n auto --dist loadfile` (the README's test command) hands whole files to the workers in collection
 # order, two to each worker at the start. The longest files (measured with --durations) go first, then every
 # other file that runs real workflows, clusters or installs, then the rest, so that no long file starts last and
-# leaves one worker running alone at the end. The end-to-end run (test_workflow.py, ~320 s on one core) is
+# leaves one worker running alone at the end. The end-to-end run (test_workflow.py, 320-390 s on one core) is
 # queued with the shorter of the next files; the SLURM test mostly waits for its cluster. Within a file the
 # order is unchanged.
 LONGEST_FILES = ("test_workflow.py", "test_slurm.py", "test_embedding.py", "test_readme_replay.py", "test_planning.py")

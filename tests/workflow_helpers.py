@@ -50,9 +50,10 @@ WORKER_CORES = 1 if os.environ.get("PYTEST_XDIST_WORKER") else None
 def cap_cores(args) -> list[str]:
     """Snakemake arguments with ``--cores N`` lowered to this test process's share of the machine."""
     args = [str(a) for a in args]
-    for i in range(len(args) - 1):
-        if args[i] == "--cores" and WORKER_CORES is not None:
-            args[i + 1] = str(min(int(args[i + 1]), WORKER_CORES))
+    if WORKER_CORES is not None:
+        for i in range(len(args) - 1):
+            if args[i] == "--cores":
+                args[i + 1] = str(min(int(args[i + 1]), WORKER_CORES))
     return args
 
 
